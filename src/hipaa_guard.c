@@ -1,0 +1,102 @@
+/*
+ * hipaa_guard.c
+ *		Module load: settings, the shared memory request and the master key
+ *		loading that must happen in the postmaster.
+ *
+ * The library must be in shared_preload_libraries: that is where the master
+ * key is read, before any client can connect, and where the keyring's lock is
+ * allocated.  Loaded any other way, it still defines its settings so that
+ * CREATE EXTENSION works, but every operation on keys fails with an error
+ * that says to preload it.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+
+#include "hipaa_guard.h"
+#include "keyring.h"
+#include "masterkey.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+static bool loaded_at_preload = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+
+static void
+hg_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	hg_keyring_shmem_request();
+}
+
+void
+hg_require_preloaded(void)
+{
+	if (!loaded_at_preload)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("hipaa_guard must be loaded via \"shared_preload_libraries\""),
+				 errhint("Add hipaa_guard to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+static void
+define_settings(void)
+{
+	DefineCustomStringVariable("hipaa_guard.master_key_command",
+							   "Shell command that prints the master key as 64 hexadecimal characters.",
+							   "Run once by the postmaster at server start. Set this or hipaa_guard.master_key_file, not both.",
+							   &hg_master_key_command, "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("hipaa_guard.master_key_file",
+							   "File that holds the master key as 64 hexadecimal characters.",
+							   "Must be owned by the server's operating system user with mode 0600 or 0400.",
+							   &hg_master_key_file, "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("hipaa_guard.previous_master_key_command",
+							   "Shell command that prints the previous master key, while rewrapping data keys.",
+							   "Set it together with a new master key, run hipaa_guard.rewrap_keys(), then remove it.",
+							   &hg_previous_master_key_command, "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("hipaa_guard.previous_master_key_file",
+							   "File that holds the previous master key, while rewrapping data keys.",
+							   NULL,
+							   &hg_previous_master_key_file, "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("hipaa_guard.rotate_after_encryptions",
+							"Encryptions under one data key version after which the key rotates itself.",
+							"Random 96-bit nonces allow at most 2^32 encryptions per key; the default stops at half of that.",
+							&hg_rotate_after_encryptions, INT_MAX, 1, INT_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("hipaa_guard.nonce_lease_size",
+							"Encryptions a session reserves from a key version's budget at a time.",
+							"Each reservation is one WAL-logged write; a crash forfeits the unused part.",
+							&hg_nonce_lease_size, 4096, 1, 1048576,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("hipaa_guard.key_cache_size",
+							"Unwrapped data key versions each session keeps in memory.",
+							NULL,
+							&hg_key_cache_size, 100000, 16, 10000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("hipaa_guard");
+}
+
+void
+_PG_init(void)
+{
+	define_settings();
+	hg_keyring_init();
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	loaded_at_preload = true;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = hg_shmem_request;
+	hg_masterkey_load_all();
+}

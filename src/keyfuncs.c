@@ -1,0 +1,118 @@
+/*
+ * keyfuncs.c
+ *		SQL-callable key management: create_key, rotate_key, destroy_key,
+ *		rewrap_keys and master_key_status.  Argument checks live here; the
+ *		work is done by keyring.c.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "hipaa_guard.h"
+#include "keyring.h"
+#include "masterkey.h"
+
+static char *
+key_name_argument(FunctionCallInfo fcinfo)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key name must not be empty")));
+	hg_require_preloaded();
+	return name;
+}
+
+/* Key names appear in type modifiers, so they are kept to a quote-free set. */
+static void
+check_key_name_chars(const char *name)
+{
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid data key name \"%s\"", name),
+					 errdetail("Key names may contain only letters, digits, \"_\", \"-\" and \".\".")));
+}
+
+PG_FUNCTION_INFO_V1(hg_create_key);
+Datum
+hg_create_key(PG_FUNCTION_ARGS)
+{
+	char	   *name = key_name_argument(fcinfo);
+
+	if (strlen(name) > HG_MAX_KEY_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("data key name is too long"),
+				 errdetail("Key names have at most %d bytes.", HG_MAX_KEY_NAME_LEN)));
+	if (strncmp(name, HG_PATIENT_KEY_PREFIX, strlen(HG_PATIENT_KEY_PREFIX)) != 0)
+		check_key_name_chars(name);
+	PG_RETURN_INT32((int32) hg_keyring_create(name));
+}
+
+PG_FUNCTION_INFO_V1(hg_rotate_key);
+Datum
+hg_rotate_key(PG_FUNCTION_ARGS)
+{
+	char	   *name = key_name_argument(fcinfo);
+
+	PG_RETURN_INT32((int32) hg_keyring_rotate(name));
+}
+
+PG_FUNCTION_INFO_V1(hg_destroy_key);
+Datum
+hg_destroy_key(PG_FUNCTION_ARGS)
+{
+	char	   *name = key_name_argument(fcinfo);
+
+	hg_keyring_destroy(name);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(hg_rewrap_keys);
+Datum
+hg_rewrap_keys(PG_FUNCTION_ARGS)
+{
+	hg_require_preloaded();
+	PG_RETURN_INT64(hg_keyring_rewrap());
+}
+
+/*
+ * Report whether a master key is loaded, where from, and its fingerprint
+ * (derived one-way from the key, safe to show).
+ */
+PG_FUNCTION_INFO_V1(hg_master_key_status);
+Datum
+hg_master_key_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	bool		loaded = hg_masterkey_is_loaded();
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "hipaa_guard: master_key_status must return a record");
+	values[0] = BoolGetDatum(loaded);
+	values[1] = CStringGetTextDatum(hg_masterkey_source());
+	if (loaded)
+		values[2] = CStringGetTextDatum(hg_fingerprint_hex(hg_masterkey_current()->fingerprint));
+	else
+		nulls[2] = true;
+	if (hg_masterkey_previous() != NULL)
+		values[3] = CStringGetTextDatum(hg_fingerprint_hex(hg_masterkey_previous()->fingerprint));
+	else
+		nulls[3] = true;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}

@@ -1,0 +1,61 @@
+
+-- Least privilege: nothing is granted to PUBLIC but the schema (so that the
+-- types can be named) and the functions that reveal nothing.
+REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA @extschema@ FROM PUBLIC;
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+
+-- Type support: I/O, modifiers, metadata and the trigger carry no plaintext.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.encrypted_typmod_in(cstring[]), @extschema@.encrypted_typmod_out(integer),
+    @extschema@.encrypted_text_in(cstring, oid, integer), @extschema@.encrypted_text_out(@extschema@.encrypted_text),
+    @extschema@.encrypted_text_recv(internal, oid, integer), @extschema@.encrypted_text_send(@extschema@.encrypted_text),
+    @extschema@.encrypted_bytea_in(cstring, oid, integer), @extschema@.encrypted_bytea_out(@extschema@.encrypted_bytea),
+    @extschema@.encrypted_bytea_recv(internal, oid, integer), @extschema@.encrypted_bytea_send(@extschema@.encrypted_bytea),
+    @extschema@.encrypted_date_in(cstring, oid, integer), @extschema@.encrypted_date_out(@extschema@.encrypted_date),
+    @extschema@.encrypted_date_recv(internal, oid, integer), @extschema@.encrypted_date_send(@extschema@.encrypted_date),
+    @extschema@.encrypted_jsonb_in(cstring, oid, integer), @extschema@.encrypted_jsonb_out(@extschema@.encrypted_jsonb),
+    @extschema@.encrypted_jsonb_recv(internal, oid, integer), @extschema@.encrypted_jsonb_send(@extschema@.encrypted_jsonb),
+    @extschema@.key_version(@extschema@.encrypted_text), @extschema@.key_version(@extschema@.encrypted_bytea),
+    @extschema@.key_version(@extschema@.encrypted_date), @extschema@.key_version(@extschema@.encrypted_jsonb),
+    @extschema@.key_name(@extschema@.encrypted_text), @extschema@.key_name(@extschema@.encrypted_bytea),
+    @extschema@.key_name(@extschema@.encrypted_date), @extschema@.key_name(@extschema@.encrypted_jsonb),
+    @extschema@.row_key(@extschema@.encrypted_text), @extschema@.row_key(@extschema@.encrypted_bytea),
+    @extschema@.row_key(@extschema@.encrypted_date), @extschema@.row_key(@extschema@.encrypted_jsonb),
+    @extschema@.needs_reencrypt(@extschema@.encrypted_text), @extschema@.needs_reencrypt(@extschema@.encrypted_bytea),
+    @extschema@.needs_reencrypt(@extschema@.encrypted_date), @extschema@.needs_reencrypt(@extschema@.encrypted_jsonb),
+    @extschema@.encrypted_row_trigger(), @extschema@.row_trigger_args(regclass),
+    @extschema@.patient_key_name(text)
+    TO PUBLIC;
+
+-- Writers: plaintext assigned to an encrypted column runs these casts.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.encrypted_text(text, integer, boolean), @extschema@.encrypted_bytea(bytea, integer, boolean),
+    @extschema@.encrypted_date(date, integer, boolean), @extschema@.encrypted_jsonb(jsonb, integer, boolean),
+    @extschema@.encrypt(text, text), @extschema@.encrypt(bytea, text),
+    @extschema@.encrypt(date, text), @extschema@.encrypt(jsonb, text),
+    @extschema@.blind_index(text, text)
+    TO hipaa_clinician, hipaa_app;
+
+-- Readers of plaintext: decryption is a privilege of its own.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.decrypt(@extschema@.encrypted_text), @extschema@.decrypt(@extschema@.encrypted_bytea),
+    @extschema@.decrypt(@extschema@.encrypted_date), @extschema@.decrypt(@extschema@.encrypted_jsonb),
+    @extschema@.decrypt(@extschema@.encrypted_text, text), @extschema@.decrypt(@extschema@.encrypted_bytea, text),
+    @extschema@.decrypt(@extschema@.encrypted_date, text), @extschema@.decrypt(@extschema@.encrypted_jsonb, text)
+    TO hipaa_clinician;
+
+-- Key administration, which never shows plaintext.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.create_key(text), @extschema@.rotate_key(text), @extschema@.destroy_key(text),
+    @extschema@.rewrap_keys(), @extschema@.master_key_status(),
+    @extschema@.reencrypt_value(@extschema@.encrypted_text), @extschema@.reencrypt_value(@extschema@.encrypted_bytea),
+    @extschema@.reencrypt_value(@extschema@.encrypted_date), @extschema@.reencrypt_value(@extschema@.encrypted_jsonb),
+    @extschema@.bind_columns(regclass, name, boolean), @extschema@.add_blind_index(regclass, name, name, text),
+    @extschema@.set_row_trigger(regclass, text[]), @extschema@.check_column(regclass, name)
+    TO hipaa_admin;
+GRANT EXECUTE ON PROCEDURE @extschema@.reencrypt(regclass, integer) TO hipaa_admin;
+GRANT SELECT ON @extschema@.keys, @extschema@.encrypted_columns TO hipaa_admin, hipaa_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.master_key_status() TO hipaa_auditor;
