@@ -72,9 +72,9 @@
 #define Anum_keys_current_version	5
 #define Anum_versions_key_id		1
 #define Anum_versions_version		2
-#define Anum_versions_wrapped		3
-#define Anum_versions_fingerprint	4
-#define Anum_versions_encryptions	5
+#define Anum_versions_encryptions	3
+#define Anum_versions_wrapped		5
+#define Anum_versions_fingerprint	6
 
 int			hg_rotate_after_encryptions = INT_MAX;
 int			hg_nonce_lease_size = 4096;
@@ -547,6 +547,51 @@ typedef enum InplaceAction
 } InplaceAction;
 
 /*
+ * Overwrite the bytes of a varlena column inside tuple, keeping its length;
+ * NULL bytes mean zeros.  Working on the tuple's own bytes keeps whatever
+ * header format the stored tuple has.
+ */
+static void
+overwrite_bytes(HeapTuple tuple, TupleDesc desc, int attnum,
+				const uint8_t *bytes, size_t len)
+{
+	bool		isnull;
+	Pointer		field = DatumGetPointer(heap_getattr(tuple, attnum, desc, &isnull));
+
+	if (isnull || (VARATT_IS_EXTENDED(field) && !VARATT_IS_SHORT(field)) ||
+		VARSIZE_ANY_EXHDR(field) != len)
+		elog(ERROR, "hipaa_guard: key version column %d has an unexpected format", attnum);
+	if (bytes != NULL)
+		memcpy(VARDATA_ANY(field), bytes, len);
+	else
+		memset(VARDATA_ANY(field), 0, len);
+}
+
+/*
+ * Raise the encryption count inside tuple by up to *amount, within
+ * hipaa_guard.rotate_after_encryptions; *amount receives what was granted.
+ * The count is the first 8-byte column, after two int4 columns and without
+ * nulls before it, so its offset is fixed.
+ */
+static void
+lease_in_tuple(HeapTuple tuple, TupleDesc desc, int64 *amount)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, Anum_versions_encryptions - 1);
+	bool		isnull;
+	int64		used = DatumGetInt64(heap_getattr(tuple, Anum_versions_encryptions, desc, &isnull));
+	/* The setting's maximum, INT_MAX, stays below the 2^32 limit. */
+	int64		limit = (int64) hg_rotate_after_encryptions;
+	int64		grant = Max(Min(*amount, limit - used), 0);
+	int64		updated = used + grant;
+
+	if (isnull || att->attcacheoff < 0 || HeapTupleHasNulls(tuple))
+		elog(ERROR, "hipaa_guard: key version row has an unexpected layout");
+	memcpy((char *) tuple->t_data + tuple->t_data->t_hoff + att->attcacheoff,
+		   &updated, sizeof(int64));
+	*amount = grant;
+}
+
+/*
  * Apply one in-place change to the version row (key_id, version) and flush
  * its WAL.  For INPLACE_LEASE, *amount is the number of encryptions wanted
  * and on return the number granted (0 when the budget is spent).  The
@@ -582,47 +627,18 @@ inplace_version_update(uint32 key_id, uint32 version, InplaceAction action,
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
 	{
-		TupleDesc	desc = RelationGetDescr(rel);
-		Datum		values[Anum_versions_encryptions];
-		bool		nulls[Anum_versions_encryptions] = {0};
-		bool		replace[Anum_versions_encryptions] = {0};
-		HeapTuple	newtuple;
-		bytea	   *wrapped = NULL;
-		bytea	   *fingerprint = NULL;
+		HeapTuple	copy = heap_copytuple(tuple);
 
 		if (action == INPLACE_LEASE)
-		{
-			bool		isnull;
-			int64		used = DatumGetInt64(heap_getattr(tuple, Anum_versions_encryptions, desc, &isnull));
-			/* The setting's maximum, INT_MAX, stays below the 2^32 limit. */
-			int64		limit = (int64) hg_rotate_after_encryptions;
-			int64		grant = Min(*amount, limit - used);
-
-			*amount = Max(grant, 0);
-			values[Anum_versions_encryptions - 1] = Int64GetDatum(used + *amount);
-			replace[Anum_versions_encryptions - 1] = true;
-		}
+			lease_in_tuple(copy, RelationGetDescr(rel), amount);
 		else
 		{
-			wrapped = palloc0(VARHDRSZ + WRAPPED_LEN);
-			fingerprint = palloc0(VARHDRSZ + HG_FINGERPRINT_LEN);
-			SET_VARSIZE(wrapped, VARHDRSZ + WRAPPED_LEN);
-			SET_VARSIZE(fingerprint, VARHDRSZ + HG_FINGERPRINT_LEN);
-			if (action == INPLACE_REWRAP)
-			{
-				memcpy(VARDATA(wrapped), new_wrapped, WRAPPED_LEN);
-				memcpy(VARDATA(fingerprint), new_fingerprint, HG_FINGERPRINT_LEN);
-			}
-			values[Anum_versions_wrapped - 1] = PointerGetDatum(wrapped);
-			values[Anum_versions_fingerprint - 1] = PointerGetDatum(fingerprint);
-			replace[Anum_versions_wrapped - 1] = true;
-			replace[Anum_versions_fingerprint - 1] = true;
+			overwrite_bytes(copy, RelationGetDescr(rel), Anum_versions_wrapped,
+							new_wrapped, WRAPPED_LEN);
+			overwrite_bytes(copy, RelationGetDescr(rel), Anum_versions_fingerprint,
+							new_fingerprint, HG_FINGERPRINT_LEN);
 		}
-		newtuple = heap_modify_tuple(tuple, desc, values, nulls, replace);
-		newtuple->t_self = tuple->t_self;
-		if (newtuple->t_len != tuple->t_len)
-			elog(ERROR, "hipaa_guard: in-place update of a key version changed its length");
-		heap_inplace_update(rel, newtuple);
+		heap_inplace_update(rel, copy);
 		done = true;
 	}
 	systable_endscan(scan);

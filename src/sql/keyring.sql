@@ -23,13 +23,15 @@ ALTER SEQUENCE @extschema@.data_keys_key_id_seq OWNED BY @extschema@.data_keys.k
 CREATE TABLE @extschema@.data_key_versions (
     key_id integer NOT NULL,
     version integer NOT NULL,
-    wrapped bytea NOT NULL,
-    kek_fingerprint bytea NOT NULL,
     encryptions bigint NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    wrapped bytea NOT NULL,
+    kek_fingerprint bytea NOT NULL,
     CONSTRAINT data_key_versions_pkey PRIMARY KEY (key_id, version)
 );
--- In-place writes need the tuple to keep its length: keep these inline.
+-- In-place writes overwrite bytes inside the stored tuple: the fixed-width
+-- columns come first so that their offsets never move, and the key bytes
+-- are kept inline, uncompressed.
 ALTER TABLE @extschema@.data_key_versions
     ALTER COLUMN wrapped SET STORAGE PLAIN,
     ALTER COLUMN kek_fingerprint SET STORAGE PLAIN;
