@@ -22,7 +22,7 @@ EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp
 SHLIB_LINK += -lcrypto
 PG_CPPFLAGS += -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
-REGRESS = types keys
+REGRESS = types keys errors cases
 REGRESS_OPTS = --load-extension=hipaa_guard
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

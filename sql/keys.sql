@@ -149,3 +149,4 @@ SELECT p.oid::regprocedure FROM pg_proc p
 DROP TABLE patients, notes;
 DROP OWNED BY regress_clinician, regress_app, regress_admin, regress_nobody;
 DROP ROLE regress_clinician, regress_app, regress_admin, regress_nobody;
+DROP TABLE ring_values, visits;

@@ -448,7 +448,7 @@ require_declared_key(HgTypeCode code, int32 typmod)
 	if (typmod <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("cannot store plaintext in a %s value without a declared key", type_label(code)),
+				 errmsg("cannot assign plaintext to %s without a declared key", type_label(code)),
 				 errhint("Declare the column's key in its type, for example hipaa_guard.%s('phi'), or call hipaa_guard.encrypt(value, key_name).",
 						 type_label(code))));
 }
@@ -554,7 +554,10 @@ encrypted_row_key(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text_with_len((const char *) env.row_key, env.row_key_len));
 }
 
-/* Whether a value is under an older version than its key's current one. */
+/*
+ * Whether a value is under an older version than its key's current one.
+ * Values under a destroyed key never are: nothing can re-encrypt them.
+ */
 PG_FUNCTION_INFO_V1(encrypted_needs_reencrypt);
 Datum
 encrypted_needs_reencrypt(PG_FUNCTION_ARGS)
@@ -562,12 +565,15 @@ encrypted_needs_reencrypt(PG_FUNCTION_ARGS)
 	HgEnvelope	env;
 
 	hg_parse_stored(PG_GETARG_BYTEA_PP(0), &env);
+	if (hg_key_is_destroyed(env.key_id))
+		PG_RETURN_BOOL(false);
 	PG_RETURN_BOOL(env.key_version < hg_key_current_version(env.key_id));
 }
 
 /*
  * Re-encrypt a value under the current version of its own key, keeping its
- * row key; values already current are returned unchanged.
+ * row key; values already current, or under a destroyed key, are returned
+ * unchanged.
  */
 PG_FUNCTION_INFO_V1(encrypted_reencrypt_value);
 Datum
@@ -581,7 +587,8 @@ encrypted_reencrypt_value(PG_FUNCTION_ARGS)
 	bytea	   *result;
 
 	hg_parse_stored(value, &env);
-	if (env.key_version >= hg_key_current_version(env.key_id))
+	if (hg_key_is_destroyed(env.key_id) ||
+		env.key_version >= hg_key_current_version(env.key_id))
 		PG_RETURN_BYTEA_P(value);
 	plain = hg_decrypt_envelope(&env, &len);
 	if (env.row_key != NULL)

@@ -376,6 +376,17 @@ hg_key_name(uint32 key_id)
 	return info != NULL ? pstrdup(info->name) : NULL;
 }
 
+/* Whether key_id was destroyed; such values can only be left as they are. */
+bool
+hg_key_is_destroyed(uint32 key_id)
+{
+	KeyInfo    *info;
+
+	keyring_begin();
+	info = get_key_info(key_id, true);
+	return info == NULL || info->destroyed;
+}
+
 uint32
 hg_key_current_version(uint32 key_id)
 {

@@ -28,6 +28,7 @@ extern const uint8_t *hg_key_for_encrypt(uint32 key_id, uint32 *version);
 extern const uint8_t *hg_key_for_decrypt(uint32 key_id, uint32 version);
 extern const uint8_t *hg_key_for_mac(uint32 key_id);
 extern uint32 hg_key_current_version(uint32 key_id);
+extern bool hg_key_is_destroyed(uint32 key_id);
 
 
 

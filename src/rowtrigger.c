@@ -177,6 +177,10 @@ bind_value(TriggerPlan *plan, Relation rel, int attnum, bytea *value,
 	bytea	   *result;
 
 	hg_parse_stored(value, &env);
+	/* A shredded value cannot be bound again; it may stay where it is. */
+	if (old_value != NULL && same_bytes(value, old_value) &&
+		hg_key_is_destroyed(env.key_id))
+		return NULL;
 	target_key = plan->per_patient ? hg_patient_key_id(row_key, true) : env.key_id;
 	if (bound_to(&env, row_key) && env.key_id == target_key)
 		return NULL;
