@@ -23,7 +23,9 @@ CREATE FUNCTION @extschema@.set_row_trigger(tbl regclass, args text[]) RETURNS v
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    EXECUTE format('DROP TRIGGER IF EXISTS zz_hipaa_guard_encrypt ON %s', tbl);
+    IF @extschema@.row_trigger_args(tbl) IS NOT NULL THEN
+        EXECUTE format('DROP TRIGGER zz_hipaa_guard_encrypt ON %s', tbl);
+    END IF;
     EXECUTE format('CREATE TRIGGER zz_hipaa_guard_encrypt BEFORE INSERT OR UPDATE ON %s '
                    'FOR EACH ROW EXECUTE FUNCTION @extschema@.encrypted_row_trigger(%s)',
                    tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY o) FROM unnest(args) WITH ORDINALITY AS u(a, o)));

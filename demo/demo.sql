@@ -1,0 +1,154 @@
+--
+-- hipaa_guard demo on a Synthea CSV export (run by demo/run).
+--
+-- Loads patients, encounters and conditions with plain COPY into tables whose
+-- identifiers are encrypted columns, then shows what each role sees, a blind
+-- index lookup, a pg_dump without plaintext, a key rotation and the
+-- shredding of one patient's key.  psql variable: synthea_dir.
+--
+\set QUIET on
+\pset footer off
+SET client_min_messages = warning;
+\set patients_csv :synthea_dir '/patients.csv'
+\set encounters_csv :synthea_dir '/encounters.csv'
+\set conditions_csv :synthea_dir '/conditions.csv'
+
+\echo
+\echo '== Step 1. Install hipaa_guard, create a data key, load the records with plain COPY'
+CREATE EXTENSION hipaa_guard;
+SELECT loaded, source, fingerprint AS master_key_fingerprint FROM hipaa_guard.master_key_status();
+SELECT hipaa_guard.create_key('phi') AS key_id;
+
+-- Roles: a reader with table access but no decrypt grant, a clinician, a loader.
+DO $$
+BEGIN
+    DROP ROLE IF EXISTS demo_reader;
+    DROP ROLE IF EXISTS demo_clinician;
+    CREATE ROLE demo_reader;
+    CREATE ROLE demo_clinician IN ROLE hipaa_clinician;
+END
+$$;
+
+-- Synthea's columns, in its order; each identifier is an encrypted column
+-- that declares its key, so COPY of the plaintext CSV encrypts it.
+CREATE TABLE patients (
+    id text PRIMARY KEY,
+    birthdate hipaa_guard.encrypted_date('phi'),
+    deathdate date,
+    ssn hipaa_guard.encrypted_text('phi'),
+    drivers hipaa_guard.encrypted_text('phi'),
+    passport hipaa_guard.encrypted_text('phi'),
+    prefix text,
+    first hipaa_guard.encrypted_text('phi'),
+    last hipaa_guard.encrypted_text('phi'),
+    suffix text,
+    maiden hipaa_guard.encrypted_text('phi'),
+    marital text,
+    race text,
+    ethnicity text,
+    gender text,
+    birthplace text,
+    address hipaa_guard.encrypted_text('phi'),
+    city text,
+    state text,
+    county text,
+    fips text,
+    zip hipaa_guard.encrypted_text('phi'),
+    lat hipaa_guard.encrypted_text('phi'),
+    lon hipaa_guard.encrypted_text('phi'),
+    healthcare_expenses numeric,
+    healthcare_coverage numeric,
+    income numeric,
+    ssn_index bytea);
+CREATE TABLE encounters (
+    id text PRIMARY KEY, start timestamptz, stop timestamptz, patient text REFERENCES patients,
+    organization text, provider text, payer text, encounterclass text, code text,
+    description text, base_encounter_cost numeric, total_claim_cost numeric,
+    payer_coverage numeric, reasoncode text,
+    reasondescription hipaa_guard.encrypted_text('phi'));
+CREATE TABLE conditions (
+    start date, stop date, patient text REFERENCES patients, encounter text,
+    code text, description hipaa_guard.encrypted_text('phi'));
+
+-- Each patient's identifiers under a key of their own, bound to the row;
+-- encounter and condition text bound to the patient; a blind index on SSN.
+DO $$
+BEGIN
+    PERFORM hipaa_guard.bind_columns('patients', 'id', per_patient_keys => true);
+    PERFORM hipaa_guard.add_blind_index('patients', 'ssn', 'ssn_index', 'phi');
+    PERFORM hipaa_guard.bind_columns('encounters', 'patient');
+    PERFORM hipaa_guard.bind_columns('conditions', 'patient');
+END
+$$;
+CREATE INDEX patients_ssn_index ON patients (ssn_index);
+
+\set QUIET off
+COPY patients (id, birthdate, deathdate, ssn, drivers, passport, prefix, first, last, suffix, maiden,
+               marital, race, ethnicity, gender, birthplace, address, city, state, county, fips, zip,
+               lat, lon, healthcare_expenses, healthcare_coverage, income)
+    FROM :'patients_csv' WITH (FORMAT csv, HEADER true);
+COPY encounters FROM :'encounters_csv' WITH (FORMAT csv, HEADER true);
+COPY conditions FROM :'conditions_csv' WITH (FORMAT csv, HEADER true);
+\set QUIET on
+GRANT SELECT ON patients, encounters, conditions TO demo_reader, demo_clinician;
+SELECT kind, count(*) AS keys FROM hipaa_guard.keys GROUP BY kind ORDER BY kind;
+
+\echo
+\echo '== Step 2. SELECT * as a role without the decrypt grant: ciphertext only, and decrypt is refused'
+SET ROLE demo_reader;
+\x on
+SELECT * FROM patients ORDER BY id LIMIT 1;
+\x off
+\set ON_ERROR_STOP off
+SELECT hipaa_guard.decrypt(ssn) FROM patients LIMIT 1;
+\set ON_ERROR_STOP on
+RESET ROLE;
+
+\echo
+\echo '== Step 3. A clinician decrypts, and finds a patient by SSN through the blind index'
+SET ROLE demo_clinician;
+SELECT substr(id, 1, 8) AS id, hipaa_guard.decrypt(first) AS first, hipaa_guard.decrypt(last) AS last,
+       hipaa_guard.decrypt(ssn) AS ssn, hipaa_guard.decrypt(birthdate) AS birthdate, hipaa_guard.decrypt(zip) AS zip
+  FROM patients ORDER BY id LIMIT 3;
+SELECT hipaa_guard.decrypt(ssn) AS wanted_ssn FROM patients ORDER BY id OFFSET 1 LIMIT 1 \gset
+SELECT substr(id, 1, 8) AS id, hipaa_guard.decrypt(first) AS first, hipaa_guard.decrypt(last) AS last
+  FROM patients WHERE ssn_index = hipaa_guard.blind_index(:'wanted_ssn', 'phi');
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM patients WHERE ssn_index = hipaa_guard.blind_index(:'wanted_ssn', 'phi');
+RESET enable_seqscan;
+RESET ROLE;
+
+\echo
+\echo '== Step 4. A plain-format pg_dump holds none of the SSNs or last names'
+\setenv HG_SYNTHEA_DIR :synthea_dir
+\! bash demo/dump_check.sh
+
+\echo
+\echo '== Step 5. Rotate the key and re-encrypt: every value still decrypts'
+SELECT hipaa_guard.rotate_key('phi') AS new_version;
+\set QUIET off
+CALL hipaa_guard.reencrypt('encounters');
+CALL hipaa_guard.reencrypt('conditions');
+\set QUIET on
+SELECT 'encounters' AS table_name, hipaa_guard.key_version(reasondescription) AS key_version, count(*)
+  FROM encounters WHERE reasondescription IS NOT NULL GROUP BY 2
+UNION ALL
+SELECT 'conditions', hipaa_guard.key_version(description), count(*) FROM conditions GROUP BY 2
+ORDER BY 1, 2;
+SELECT (SELECT count(*) FROM encounters WHERE hipaa_guard.decrypt(reasondescription) IS NOT NULL) AS encounter_reasons_decrypted,
+       (SELECT count(*) FROM conditions WHERE hipaa_guard.decrypt(description) IS NOT NULL) AS conditions_decrypted,
+       (SELECT count(*) FROM patients WHERE hipaa_guard.decrypt(ssn) IS NOT NULL) AS ssns_decrypted;
+
+\echo
+\echo '== Step 6. Destroy one patient''s key: that patient is unreadable, every other patient still is'
+SELECT id AS shredded_id FROM patients ORDER BY id LIMIT 1 \gset
+SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name(:'shredded_id'));
+\set ON_ERROR_STOP off
+SELECT hipaa_guard.decrypt(last) FROM patients WHERE id = :'shredded_id';
+\set ON_ERROR_STOP on
+SELECT count(*) AS other_patients, count(hipaa_guard.decrypt(last)) AS still_readable
+  FROM patients WHERE id <> :'shredded_id';
+SELECT name, state, destroyed IS NOT NULL AS erased FROM hipaa_guard.keys
+ WHERE name = hipaa_guard.patient_key_name(:'shredded_id');
+\echo
+\echo 'Demo finished.'
