@@ -14,7 +14,8 @@ OBJS = \
 	src/keyring.o \
 	src/enctypes.o \
 	src/rowtrigger.o \
-	src/keyfuncs.o
+	src/keyfuncs.o \
+	src/keytext.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log

@@ -28,9 +28,9 @@
 #include "storage/ipc.h"
 
 #include "crypto.h"
+#include "keytext.h"
 #include "masterkey.h"
 
-#define MASTER_KEY_HEX_LEN	(HG_KEY_LEN * 2)
 #define MAX_KEY_OUTPUT		256
 
 char	   *hg_master_key_command = NULL;
@@ -96,46 +96,6 @@ ensure_locked_page(void)
 					(errmsg("could not lock the hipaa_guard master key in memory: %m")));
 		on_proc_exit(wipe_locked, (Datum) 0);
 		locked_pid = self;
-	}
-}
-
-static int
-hex_digit_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * Decode 64 hex characters into key.  On failure *problem says why, without
- * quoting the input.
- */
-void
-hg_masterkey_parse_hex(const char *text, size_t len, uint8_t *key,
-					   const char **problem)
-{
-	*problem = NULL;
-	if (len != MASTER_KEY_HEX_LEN)
-	{
-		*problem = "length";
-		return;
-	}
-	for (size_t i = 0; i < HG_KEY_LEN; i++)
-	{
-		int			hi = hex_digit_value(text[2 * i]);
-		int			lo = hex_digit_value(text[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-		{
-			*problem = "characters";
-			return;
-		}
-		key[i] = (uint8_t) ((hi << 4) | lo);
 	}
 }
 
@@ -214,7 +174,7 @@ load_one(const char *command, const char *file, KekSlot *slot, char *why)
 	char		buf[MAX_KEY_OUTPUT + 1];
 	size_t		len = 0;
 	uint8_t		raw[HG_KEY_LEN];
-	const char *problem;
+	HgKeyTextStatus problem;
 	bool		ok;
 
 	slot->loaded = false;
@@ -237,21 +197,20 @@ load_one(const char *command, const char *file, KekSlot *slot, char *why)
 		hg_wipe(buf, sizeof(buf));
 		return false;
 	}
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
-					   buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-		len--;
-	hg_masterkey_parse_hex(buf, len, raw, &problem);
+	problem = hg_key_text_parse(buf, len, raw);
 	hg_wipe(buf, sizeof(buf));
-	if (problem != NULL)
+	if (problem != HG_KEY_TEXT_OK)
 	{
-		if (strcmp(problem, "length") == 0)
+		if (problem == HG_KEY_TEXT_BAD_LENGTH)
 			snprintf(why, 256, "The master key has %zu characters; it must be %d hexadecimal characters (256 bits).",
-					 len, MASTER_KEY_HEX_LEN);
+					 hg_key_text_trimmed_len(buf, len), HG_KEY_TEXT_HEX_LEN);
 		else
 			snprintf(why, 256, "The master key contains characters that are not hexadecimal digits.");
+		hg_wipe(buf, sizeof(buf));
 		hg_wipe(raw, sizeof(raw));
 		return false;
 	}
+	hg_wipe(buf, sizeof(buf));
 	ok = hg_hkdf_sha256(raw, HG_KEY_LEN, "hipaa_guard data key wrapping v1",
 						slot->kek.wrap_key, HG_KEY_LEN) == HG_CRYPTO_OK &&
 		hg_hkdf_sha256(raw, HG_KEY_LEN, "hipaa_guard master key fingerprint v1",

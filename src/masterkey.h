@@ -29,7 +29,5 @@ extern const HgKek *hg_masterkey_by_fingerprint(const uint8_t *fingerprint);
 extern const char *hg_masterkey_source(void);
 extern char *hg_fingerprint_hex(const uint8_t *fingerprint);
 extern bool hg_masterkey_is_loaded(void);
-extern void hg_masterkey_parse_hex(const char *text, size_t len,
-								   uint8_t *key, const char **problem);
 
 #endif							/* HG_MASTERKEY_H */
