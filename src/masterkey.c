@@ -198,19 +198,18 @@ load_one(const char *command, const char *file, KekSlot *slot, char *why)
 		return false;
 	}
 	problem = hg_key_text_parse(buf, len, raw);
+	len = hg_key_text_trimmed_len(buf, len);
 	hg_wipe(buf, sizeof(buf));
 	if (problem != HG_KEY_TEXT_OK)
 	{
 		if (problem == HG_KEY_TEXT_BAD_LENGTH)
 			snprintf(why, 256, "The master key has %zu characters; it must be %d hexadecimal characters (256 bits).",
-					 hg_key_text_trimmed_len(buf, len), HG_KEY_TEXT_HEX_LEN);
+					 len, HG_KEY_TEXT_HEX_LEN);
 		else
 			snprintf(why, 256, "The master key contains characters that are not hexadecimal digits.");
-		hg_wipe(buf, sizeof(buf));
 		hg_wipe(raw, sizeof(raw));
 		return false;
 	}
-	hg_wipe(buf, sizeof(buf));
 	ok = hg_hkdf_sha256(raw, HG_KEY_LEN, "hipaa_guard data key wrapping v1",
 						slot->kek.wrap_key, HG_KEY_LEN) == HG_CRYPTO_OK &&
 		hg_hkdf_sha256(raw, HG_KEY_LEN, "hipaa_guard master key fingerprint v1",

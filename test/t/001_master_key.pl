@@ -244,7 +244,8 @@ like(
 	$mismatch,
 	'wrong key: insert error');
 
-# COPY FROM prints the value that failed in the CONTEXT line of its error.
+# A COPY FROM that fails on a plaintext field: PostgreSQL's COPY error
+# context names the field's value, which the log check below looks for.
 my $copy_phi = '987-65-4329';
 push @phi, $copy_phi;
 like(
@@ -317,6 +318,7 @@ like(
 $node->stop;
 
 # Neither key material nor plaintext may reach the log, whatever failed.
+# Only counts are compared, so that a failure does not print the log.
 my $log = slurp_file($node->logfile);
 my %keys = (
 	good => $good_key,
@@ -325,11 +327,13 @@ my %keys = (
 	'non-hex' => $nonhex_key);
 for my $name (sort keys %keys)
 {
-	unlike($log, qr/\Q$keys{$name}\E/i, "log: no $name key");
+	my $count = () = $log =~ /\Q$keys{$name}\E/gi;
+	is($count, 0, "log: no $name key");
 }
 for my $value (@phi)
 {
-	unlike($log, qr/\Q$value\E/, "log: no plaintext $value");
+	my $count = () = $log =~ /\Q$value\E/g;
+	is($count, 0, "log: no plaintext $value");
 }
 
 done_testing();
