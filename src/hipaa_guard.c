@@ -47,8 +47,13 @@ hg_require_preloaded(void)
 				 errhint("Add hipaa_guard to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
+/*
+ * Define the master key settings.  They are read once, by the postmaster, and
+ * PostgreSQL refuses to define postmaster-only settings after start-up, so a
+ * library loaded later (by CREATE EXTENSION) leaves them out.
+ */
 static void
-define_settings(void)
+define_master_key_settings(void)
 {
 	DefineCustomStringVariable("hipaa_guard.master_key_command",
 							   "Shell command that prints the master key as 64 hexadecimal characters.",
@@ -70,6 +75,11 @@ define_settings(void)
 							   NULL,
 							   &hg_previous_master_key_file, "",
 							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+}
+
+static void
+define_keyring_settings(void)
+{
 	DefineCustomIntVariable("hipaa_guard.rotate_after_encryptions",
 							"Encryptions under one data key version after which the key rotates itself.",
 							"Random 96-bit nonces allow at most 2^32 encryptions per key; the default stops at half of that.",
@@ -85,13 +95,15 @@ define_settings(void)
 							NULL,
 							&hg_key_cache_size, 100000, 16, 10000000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
-	MarkGUCPrefixReserved("hipaa_guard");
 }
 
 void
 _PG_init(void)
 {
-	define_settings();
+	if (process_shared_preload_libraries_in_progress)
+		define_master_key_settings();
+	define_keyring_settings();
+	MarkGUCPrefixReserved("hipaa_guard");
 	hg_keyring_init();
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -21,9 +21,9 @@ HG_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HG_PG_BINDIR=/usr/lib/postgresql/15/bin
 HG_PG_CONFIG=$HG_PG_BINDIR/pg_config
 # On bookworm, postgresql-15 contains the contrib modules such as pgcrypto (it
-# provides postgresql-contrib-15). perl contains prove, and the TAP test modules
-# need libipc-run-perl.
-HG_PACKAGES=(make gcc perl postgresql-15 postgresql-server-dev-15 libssl-dev libipc-run-perl)
+# provides postgresql-contrib-15). perl contains prove, the TAP test modules
+# need libipc-run-perl, and a TAP test runs keys in pg_cron's background workers.
+HG_PACKAGES=(make gcc perl postgresql-15 postgresql-server-dev-15 postgresql-15-cron libssl-dev libipc-run-perl)
 PATH=$HG_PG_BINDIR:$PATH
 export HG_REPO PATH
 
