@@ -60,7 +60,7 @@ static const char *const encrypted_type_names[] = {
 static bool
 is_encrypted_type(Oid typid, const Oid *type_oids)
 {
-	for (int i = 0; i < lengthof(encrypted_type_names); i++)
+	for (int i = 0; i < (int) lengthof(encrypted_type_names); i++)
 		if (typid == type_oids[i])
 			return true;
 	return false;
@@ -97,7 +97,7 @@ build_plan(FunctionCallInfo fcinfo, TriggerData *trigdata)
 				 errmsg("hipaa_guard row trigger on \"%s\" has invalid arguments",
 						RelationGetRelationName(rel)),
 				 errhint("Recreate it with hipaa_guard.bind_columns().")));
-	for (int i = 0; i < lengthof(encrypted_type_names); i++)
+	for (int i = 0; i < (int) lengthof(encrypted_type_names); i++)
 		type_oids[i] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
 									   CStringGetDatum(encrypted_type_names[i]),
 									   ObjectIdGetDatum(nsp));
