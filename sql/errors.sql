@@ -126,6 +126,25 @@ SELECT label, error_of(q) AS result FROM (VALUES
   ) AS cases(label, q);
 SELECT count(*) AS rows_kept FROM doomed_values;
 
+-- COPY FROM never echoes a plaintext field or line: not in the message of a
+-- field that is invalid for the base type, not in the CONTEXT of a field that
+-- cannot be encrypted or of a row the trigger refuses.
+CREATE TABLE copy_errors (id int, born hipaa_guard.encrypted_date('err'), name hipaa_guard.encrypted_text('doomed'));
+COPY copy_errors (id, born) FROM STDIN WITH (FORMAT csv);
+1,1961-13-45
+\.
+COPY copy_errors (id, name) FROM STDIN WITH (FORMAT csv);
+2,Jane Roe
+\.
+CREATE TABLE copy_bound (pid text, v hipaa_guard.encrypted_text('err'));
+SELECT hipaa_guard.bind_columns('copy_bound', 'pid', per_patient_keys => true);
+INSERT INTO copy_bound VALUES ('gone', 'first note'::text);
+SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name('gone'));
+COPY copy_bound FROM STDIN WITH (FORMAT csv);
+gone,Jane Roe secret note
+\.
+SELECT count(*) AS rows_stored FROM copy_errors;
+
 -- Size limit: a clear 54000, no crash.
 SELECT hipaa_guard.encrypt(repeat('x', 700 * 1024 * 1024 + 1), 'err');
 

@@ -279,6 +279,75 @@ report_bad_text(HgTypeCode code, HgParseStatus status, int32 typmod)
 			 errhint("To store plaintext, assign a value of the base type to a column that declares its key, for example '...'::text, or call hipaa_guard.encrypt(value, key_name).") : 0));
 }
 
+/*
+ * Parse one plaintext field of COPY FROM as the base type and encrypt it;
+ * *parsed tells the caller whether a failure came after the parsing.
+ */
+static Datum
+parse_and_encrypt_field(HgTypeCode code, char *str, int32 typmod,
+						volatile bool *parsed)
+{
+	Datum		plain;
+
+	switch (code)
+	{
+		case HG_TYPE_TEXT:
+			/* No parsing: encrypt the field's bytes where they are. */
+			*parsed = true;
+			return PointerGetDatum(hg_encrypt_bytes(code, (uint32) typmod, NULL,
+													(uint8_t *) str, strlen(str)));
+		case HG_TYPE_BYTEA:
+			plain = DirectFunctionCall1(byteain, CStringGetDatum(str));
+			break;
+		case HG_TYPE_DATE:
+			plain = DirectFunctionCall1(date_in, CStringGetDatum(str));
+			break;
+		default:
+			plain = DirectFunctionCall1(jsonb_in, CStringGetDatum(str));
+			break;
+	}
+	*parsed = true;
+	return PointerGetDatum(encrypt_datum(code, (uint32) typmod, plain));
+}
+
+/*
+ * Encrypt one plaintext field of COPY FROM under the column's key.  COPY's
+ * error context prints the raw field, and the base type's input functions
+ * quote it in their messages, so an error here is raised again without
+ * context, and a parse error without the value.
+ */
+static Datum
+encrypt_copy_field(HgTypeCode code, char *str, int32 typmod)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	volatile Datum result = (Datum) 0;
+	volatile bool parsed = false;
+
+	PG_TRY();
+	{
+		result = parse_and_encrypt_field(code, str, typmod, &parsed);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (!parsed)
+		{
+			edata->message = psprintf("invalid plaintext for a column of type %s", type_label(code));
+			edata->detail = pstrdup("The value is not valid input for the base type; it is not shown because it is protected health information.");
+			edata->detail_log = NULL;
+			edata->hint = NULL;
+		}
+		edata->context = NULL;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return result;
+}
+
 /* Stored form of a text envelope, or plaintext encrypted for COPY FROM. */
 static Datum
 encrypted_in_common(HgTypeCode code, char *str, int32 typmod)
@@ -291,27 +360,7 @@ encrypted_in_common(HgTypeCode code, char *str, int32 typmod)
 
 	status = hg_text_decode(str, len, &bin, &bin_len, palloc);
 	if (status == HG_PARSE_BAD_PREFIX && typmod > 0)
-	{
-		/* COPY FROM into a column that declares its key. */
-		Datum		plain;
-
-		switch (code)
-		{
-			case HG_TYPE_TEXT:
-				return PointerGetDatum(hg_encrypt_bytes(code, (uint32) typmod, NULL,
-														(uint8_t *) str, len));
-			case HG_TYPE_BYTEA:
-				plain = DirectFunctionCall1(byteain, CStringGetDatum(str));
-				break;
-			case HG_TYPE_DATE:
-				plain = DirectFunctionCall1(date_in, CStringGetDatum(str));
-				break;
-			default:
-				plain = DirectFunctionCall1(jsonb_in, CStringGetDatum(str));
-				break;
-		}
-		return PointerGetDatum(encrypt_datum(code, (uint32) typmod, plain));
-	}
+		return encrypt_copy_field(code, str, typmod);
 	if (status != HG_PARSE_OK)
 		report_bad_text(code, status, typmod);
 	if (bin[1] != code)

@@ -164,6 +164,8 @@ hg_text_decode(const char *text, size_t text_len, uint8_t **bin,
 	int			max_len;
 	int			n;
 	size_t		expected;
+	size_t		tail;
+	char		last_group[4];
 	HgEnvelope	env;
 
 	if (text_len < HG_TEXT_PREFIX_LEN ||
@@ -172,17 +174,32 @@ hg_text_decode(const char *text, size_t text_len, uint8_t **bin,
 	b64_len = text_len - HG_TEXT_PREFIX_LEN;
 	if (b64_len == 0 || b64_len % 4 != 0 || b64_len > INT_MAX)
 		return HG_PARSE_BAD_ENCODING;
+	/* pg_b64_decode accepts "=" inside the string; allow it only as padding. */
+	if (memchr(text + HG_TEXT_PREFIX_LEN, '=', b64_len - 2) != NULL)
+		return HG_PARSE_BAD_ENCODING;
 	max_len = pg_b64_dec_len((int) b64_len);
 	*bin = alloc(max_len + 1);
 	n = pg_b64_decode(text + HG_TEXT_PREFIX_LEN, (int) b64_len,
 					  (char *) *bin, max_len);
-	/* pg_b64_decode skips whitespace; a canonical string decodes in full. */
+	/* pg_b64_decode rejects whitespace; a canonical string decodes in full. */
 	expected = b64_len / 4 * 3;
 	if (text[text_len - 1] == '=')
 		expected--;
 	if (text[text_len - 2] == '=')
 		expected--;
 	if (n < 0 || (size_t) n != expected)
+		return HG_PARSE_BAD_ENCODING;
+
+	/*
+	 * pg_b64_decode ignores the bits after the last byte, so "AAB=" decodes
+	 * like "AAA=".  Re-encode a padded last group to require them zero.
+	 */
+	tail = expected % 3;
+	if (tail != 0 &&
+		(pg_b64_encode((const char *) *bin + expected - tail, (int) tail,
+					   last_group, sizeof(last_group)) != (int) sizeof(last_group) ||
+		 memcmp(last_group, text + text_len - sizeof(last_group),
+				sizeof(last_group)) != 0))
 		return HG_PARSE_BAD_ENCODING;
 	*bin_len = (size_t) n;
 	return hg_envelope_parse(*bin, *bin_len, &env);

@@ -100,13 +100,16 @@ define_keyring_settings(void)
 void
 _PG_init(void)
 {
-	if (process_shared_preload_libraries_in_progress)
-		define_master_key_settings();
 	define_keyring_settings();
-	MarkGUCPrefixReserved("hipaa_guard");
 	hg_keyring_init();
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	define_master_key_settings();
+	/*
+	 * Reserved only when preloaded: a library loaded later has no master key
+	 * settings, and every session would warn about them in postgresql.conf.
+	 */
+	MarkGUCPrefixReserved("hipaa_guard");
 	loaded_at_preload = true;
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = hg_shmem_request;

@@ -1,7 +1,7 @@
 /*
  * keyfuncs.c
  *		SQL-callable key management: create_key, rotate_key, destroy_key,
- *		rewrap_keys and master_key_status.  Argument checks live here; the
+ *		erasing retired versions, rewrap_keys and master_key_status.  Argument checks live here; the
  *		work is done by keyring.c.
  */
 #include "postgres.h"
@@ -78,6 +78,27 @@ hg_destroy_key(PG_FUNCTION_ARGS)
 	char	   *name = key_name_argument(fcinfo);
 
 	hg_keyring_destroy(name);
+	PG_RETURN_VOID();
+}
+
+/* Erase an old key version; retire_key_version() in SQL checks it is unused. */
+PG_FUNCTION_INFO_V1(hg_erase_key_version);
+Datum
+hg_erase_key_version(PG_FUNCTION_ARGS)
+{
+	char	   *name = key_name_argument(fcinfo);
+	int32		version;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key version must not be null")));
+	version = PG_GETARG_INT32(1);
+	if (version < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key version must not be negative")));
+	hg_keyring_retire(name, (uint32) version);
 	PG_RETURN_VOID();
 }
 

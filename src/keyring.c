@@ -59,6 +59,7 @@
 #include "utils/rel.h"
 
 #include "crypto.h"
+#include "hipaa_guard.h"
 #include "keyring.h"
 #include "masterkey.h"
 
@@ -261,6 +262,7 @@ flush_cache(void)
 static void
 keyring_begin(void)
 {
+	hg_require_preloaded();
 	if (cache_stale || key_infos == NULL)
 		flush_cache();
 	load_rels();
@@ -469,7 +471,7 @@ unwrap_key(uint32 key_id, uint32 version, const uint8_t *wrapped, size_t wrapped
 						   key_id, version,
 						   hg_fingerprint_hex(fingerprint),
 						   hg_fingerprint_hex(hg_masterkey_current()->fingerprint)),
-				 errhint("Configure the master key this keyring was created with, or supply it as hipaa_guard.previous_master_key_command and run hipaa_guard.rewrap_keys().")));
+				 errhint("Configure the master key this keyring was created with, or supply it as hipaa_guard.previous_master_key_command or hipaa_guard.previous_master_key_file and run hipaa_guard.rewrap_keys().")));
 	wrap_aad(key_id, version, aad);
 	if (hg_aead_decrypt(kek->wrap_key, wrapped, aad, sizeof(aad),
 						wrapped + HG_NONCE_LEN, HG_KEY_LEN,
@@ -750,8 +752,9 @@ check_master_key_in_scope(void)
 		return;
 	}
 	stored = DatumGetByteaPP(spi_value(0, 1, &isnull));
+	/* Between a master key change and rewrap_keys(), both keys are valid. */
 	if (VARSIZE_ANY_EXHDR(stored) != HG_FINGERPRINT_LEN ||
-		memcmp(VARDATA_ANY(stored), kek->fingerprint, HG_FINGERPRINT_LEN) != 0)
+		hg_masterkey_by_fingerprint((uint8_t *) VARDATA_ANY(stored)) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("master key does not match the keyring"),
@@ -759,7 +762,7 @@ check_master_key_in_scope(void)
 						   VARSIZE_ANY_EXHDR(stored) == HG_FINGERPRINT_LEN ?
 						   hg_fingerprint_hex((uint8_t *) VARDATA_ANY(stored)) : "(invalid)",
 						   hg_fingerprint_hex(kek->fingerprint)),
-				 errhint("Configure the right master key, or run hipaa_guard.rewrap_keys() with the old key as hipaa_guard.previous_master_key_command.")));
+				 errhint("Configure the right master key, or supply the old one as hipaa_guard.previous_master_key_command or hipaa_guard.previous_master_key_file and run hipaa_guard.rewrap_keys().")));
 }
 
 /* Generate, wrap and insert one key version.  Runs inside an owner scope. */
@@ -924,11 +927,22 @@ hg_key_for_encrypt(uint32 key_id, uint32 *version)
 	return entry->key;
 }
 
+static void
+report_retired(KeyInfo *info, uint32 version)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("data key \"%s\" version %u has been retired", info->name, version),
+			 errdetail("The version was erased after every value under it had been re-encrypted; this value was not among them."),
+			 errhint("Restore the value from a source that holds it under a current key version.")));
+}
+
 /* Return the key that decrypts values of key_id at version. */
 const uint8_t *
 hg_key_for_decrypt(uint32 key_id, uint32 version)
 {
 	VersionEntry *entry;
+	KeyInfo    *info;
 
 	keyring_begin();
 	if (version == HG_MAC_KEY_VERSION)
@@ -938,7 +952,12 @@ hg_key_for_decrypt(uint32 key_id, uint32 version)
 				 errdetail("The value names a key version that is never used for encryption.")));
 	entry = get_version(key_id, version);
 	if (entry->destroyed)
-		report_destroyed(get_key_info(key_id, false));
+	{
+		info = get_key_info(key_id, false);
+		if (info->destroyed)
+			report_destroyed(info);
+		report_retired(info, version);
+	}
 	return entry->key;
 }
 
@@ -1029,6 +1048,32 @@ hg_keyring_destroy(const char *name)
 
 	for (uint32 version = 0; version <= nversions; version++)
 		(void) inplace_version_update(key_id, version, INPLACE_ERASE, NULL, NULL, NULL);
+	CacheInvalidateRelcacheByRelid(rels.keys);
+	cache_stale = true;
+}
+
+/*
+ * Erase one old version of a key.  The caller has checked that no value in
+ * the database is still encrypted under it.
+ */
+void
+hg_keyring_retire(const char *name, uint32 version)
+{
+	uint32		key_id = hg_key_id_by_name(name, false);
+	KeyInfo    *info = get_key_info(key_id, false);
+
+	if (info->destroyed)
+		report_destroyed(info);
+	if (version == HG_MAC_KEY_VERSION || version >= info->current_version)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot retire version %u of data key \"%s\"", version, name),
+				 errdetail("Only versions older than the current version %u can be retired.",
+						   info->current_version)));
+	if (!inplace_version_update(key_id, version, INPLACE_ERASE, NULL, NULL, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("data key version %u of key \"%s\" does not exist", version, name)));
 	CacheInvalidateRelcacheByRelid(rels.keys);
 	cache_stale = true;
 }

@@ -35,5 +35,6 @@ extern bool hg_key_is_destroyed(uint32 key_id);
 extern uint32 hg_keyring_create(const char *name);
 extern uint32 hg_keyring_rotate(const char *name);
 extern void hg_keyring_destroy(const char *name);
+extern void hg_keyring_retire(const char *name, uint32 version);
 extern int64 hg_keyring_rewrap(void);
 #endif							/* HG_KEYRING_H */

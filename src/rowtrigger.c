@@ -224,9 +224,40 @@ blind_index_of(bytea *value, const char *key_name)
 	return result;
 }
 
+/*
+ * Apply the declaration to one new row.  COPY's error context prints the
+ * whole input line, plaintext included, so an error raised while doing so
+ * is raised again without context.
+ */
+static HeapTuple process_row(FunctionCallInfo fcinfo);
+
 PG_FUNCTION_INFO_V1(hg_encrypted_row_trigger);
 Datum
 hg_encrypted_row_trigger(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	volatile HeapTuple result = NULL;
+
+	PG_TRY();
+	{
+		result = process_row(fcinfo);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->context = NULL;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return PointerGetDatum(result);
+}
+
+static HeapTuple
+process_row(FunctionCallInfo fcinfo)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TriggerPlan *plan;
@@ -318,5 +349,5 @@ hg_encrypted_row_trigger(PG_FUNCTION_ARGS)
 	if (nchanged > 0)
 		newtuple = heap_modify_tuple_by_cols(newtuple, desc, nchanged, cols, values, nulls);
 
-	return PointerGetDatum(newtuple);
+	return newtuple;
 }

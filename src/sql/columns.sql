@@ -178,3 +178,56 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE @extschema@.reencrypt(regclass, integer) IS 'Re-encrypt a table''s values under the current key versions, in committed batches';
+
+CREATE FUNCTION @extschema@.erase_key_version(name text, version integer) RETURNS void
+    AS 'MODULE_PATHNAME', 'hg_erase_key_version' LANGUAGE C VOLATILE;
+
+-- Retire an old key version: refused while any value in any encrypted
+-- column of this database is still under it, then erased in place.  It reads
+-- every encrypted column, so it runs as the extension owner.
+CREATE FUNCTION @extschema@.retire_key_version(name text, version integer) RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col record;
+    n bigint;
+    total bigint := 0;
+    tables text[] := '{}';
+BEGIN
+    IF name IS NULL OR version IS NULL THEN
+        RAISE EXCEPTION 'key name and version must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- A transaction that began before this one may still hold the old version
+    -- as current in its key cache; transactions that begin later read the
+    -- rotation first.  Wait for the older ones, so that none writes a value
+    -- under the version after it was counted.
+    WHILE EXISTS (SELECT FROM pg_stat_activity AS a
+                   WHERE a.pid <> pg_backend_pid() AND a.datname = current_database()
+                     AND a.xact_start < transaction_timestamp()) LOOP
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    FOR col IN SELECT e.table_name, e.column_name FROM @extschema@.encrypted_columns AS e
+                WHERE NOT EXISTS (SELECT FROM pg_inherits AS i WHERE i.inhparent = e.table_name)
+    LOOP
+        EXECUTE format('SELECT count(*) FROM %s WHERE @extschema@.key_name(%I) = $1 AND @extschema@.key_version(%I) = $2',
+                       col.table_name, col.column_name, col.column_name)
+           INTO n USING name, version;
+        IF n > 0 THEN
+            total := total + n;
+            tables := tables || format('%s.%I', col.table_name, col.column_name);
+        END IF;
+    END LOOP;
+    IF total > 0 THEN
+        RAISE EXCEPTION 'data key "%" version % still encrypts % values', name, version, total
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Columns with such values: ' || array_to_string(tables, ', ') || '.',
+                  HINT = 'Run CALL hipaa_guard.reencrypt() on those tables first.';
+    END IF;
+    PERFORM @extschema@.erase_key_version(name, version);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.retire_key_version(text, integer) IS 'Erase an old key version once no value in the database uses it';
+REVOKE EXECUTE ON FUNCTION @extschema@.erase_key_version(text, integer), @extschema@.retire_key_version(text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.retire_key_version(text, integer) TO hipaa_admin;

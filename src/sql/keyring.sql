@@ -56,6 +56,7 @@ SELECT k.name,
        k.state,
        k.current_version,
        v.versions,
+       v.retired_versions,
        k.created_at AS created,
        k.rotated_at AS last_rotated,
        k.destroyed_at AS destroyed,
@@ -63,6 +64,9 @@ SELECT k.name,
   FROM @extschema@.data_keys AS k
   LEFT JOIN LATERAL (
         SELECT pg_catalog.count(*) AS versions,
+               pg_catalog.count(*) FILTER (
+                   WHERE dv.wrapped OPERATOR(pg_catalog.=) pg_catalog.decode(pg_catalog.repeat('00', 60), 'hex')
+                     AND k.state OPERATOR(pg_catalog.=) 'active') AS retired_versions,
                COALESCE(pg_catalog.sum(dv.encryptions), 0)::bigint AS encryptions
           FROM @extschema@.data_key_versions AS dv
          WHERE dv.key_id OPERATOR(pg_catalog.=) k.key_id

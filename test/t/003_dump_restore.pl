@@ -1,8 +1,8 @@
 # pg_dump and restore of encrypted tables with their keyring: the dump holds
-# only ciphertext, a restore by an ordinary superuser (psql or pg_restore, no
-# options that bypass triggers) brings back the same ciphertext without
-# encrypting it again, and the restored database keeps working.  Also binary
-# COPY of encrypted columns.
+# only ciphertext, and a superuser's restore with psql or pg_restore (without
+# --disable-triggers) brings back the same ciphertext without encrypting it
+# again, into a database that keeps working.  Also binary COPY of encrypted
+# columns.
 use strict;
 use warnings;
 

@@ -1,0 +1,162 @@
+# Decryption in parallel workers, which inherit the master key from the
+# postmaster and read the keyring on their own, and on a streaming standby,
+# which can decrypt but must not encrypt, because only the primary can
+# record a key's nonce budget.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $rows = 50000;
+my $tempdir = PostgreSQL::Test::Utils::tempdir;
+
+# Write 64 random hex characters (a 256-bit master key) to a file of mode
+# 0600, as the server requires.
+sub write_random_key
+{
+	my ($path) = @_;
+
+	open my $random, '<:raw', '/dev/urandom'
+	  or die "could not open /dev/urandom: $!";
+	read($random, my $bytes, 32) == 32
+	  or die "could not read 32 bytes from /dev/urandom";
+	close $random;
+	open my $fh, '>', $path or die "could not create $path: $!";
+	chmod 0600, $path or die "could not chmod $path: $!";
+	print $fh unpack('H*', $bytes);
+	close $fh or die "could not write $path: $!";
+	return;
+}
+
+my $key_file = "$tempdir/master.key";
+write_random_key($key_file);
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf(
+	'postgresql.conf', qq{
+shared_preload_libraries = 'hipaa_guard'
+hipaa_guard.master_key_file = '$key_file'
+});
+$primary->start;
+
+# Half the values start with "x", half with "y".
+$primary->safe_psql(
+	'postgres', qq{
+CREATE EXTENSION hipaa_guard;
+SELECT hipaa_guard.create_key('phi');
+CREATE TABLE t (id integer PRIMARY KEY, v hipaa_guard.encrypted_text('phi'));
+INSERT INTO t SELECT i, (CASE WHEN i % 2 = 0 THEN 'x' ELSE 'y' END || i)::text
+  FROM generate_series(1, $rows) AS i;
+VACUUM ANALYZE t;
+});
+
+my $force_parallel = q{
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+};
+my $count_x =
+  q{SELECT count(*) FROM t WHERE hipaa_guard.decrypt(v) LIKE 'x%'};
+
+my $plan = $primary->safe_psql('postgres', "$force_parallel EXPLAIN $count_x");
+like($plan, qr/Gather/, 'parallel: plan has Gather');
+like($plan, qr/Workers Planned: 2/, 'parallel: 2 workers planned');
+
+is($primary->safe_psql('postgres', "$force_parallel $count_x"),
+	$rows / 2, 'parallel: count of decrypted matches');
+
+my $analyzed = $primary->safe_psql('postgres',
+	"$force_parallel EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) $count_x");
+note "parallel plan:\n$analyzed";
+like($analyzed, qr/Workers Launched: [1-9]/, 'parallel: workers launched');
+like(
+	$analyzed,
+	qr/Parallel Seq Scan on t .*\n\s+Filter: \(hipaa_guard\.decrypt\(v\)/,
+	'parallel: decrypt runs in the parallel scan');
+
+# The standby gets the keyring and the values through WAL, and reads the
+# same master key file.
+$primary->backup('backup');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'backup', has_streaming => 1);
+$standby->start;
+
+$primary->safe_psql(
+	'postgres', q{
+SELECT hipaa_guard.rotate_key('phi');
+INSERT INTO t VALUES (0, 'x after rotation'::text);
+});
+$primary->wait_for_catchup($standby);
+
+is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
+	't', 'standby: in recovery');
+is($standby->safe_psql('postgres', $count_x),
+	$rows / 2 + 1, 'standby: values decrypt');
+is( $standby->safe_psql(
+		'postgres', 'SELECT hipaa_guard.decrypt(v) FROM t WHERE id = 0'),
+	'x after rotation',
+	'standby: value under new version decrypts');
+
+my ($stdout, $stderr);
+$standby->psql(
+	'postgres',
+	"SELECT hipaa_guard.encrypt('standby probe'::text, 'phi')",
+	stdout => \$stdout,
+	stderr => \$stderr,
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like(
+	$stderr,
+	qr/ERROR:  25006: cannot change the hipaa_guard keyring during recovery/,
+	'standby: encrypt fails');
+
+is( $primary->safe_psql(
+		'postgres',
+		"SELECT hipaa_guard.decrypt(hipaa_guard.encrypt('primary value'::text, 'phi'))"
+	),
+	'primary value',
+	'primary: encrypt still works');
+
+# A key destroyed on the primary must be gone on the standby too, also for
+# a standby session that already holds the key in its cache.
+$primary->safe_psql(
+	'postgres', q{
+SELECT hipaa_guard.create_key('doomed');
+CREATE TABLE d (id integer PRIMARY KEY, v hipaa_guard.encrypted_text('doomed'));
+INSERT INTO d VALUES (1, 'fake doomed value'::text);
+});
+$primary->wait_for_catchup($standby);
+my $reader = $standby->background_psql(
+	'postgres',
+	on_error_stop => 0,
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+is($reader->query('SELECT hipaa_guard.decrypt(v) FROM d'),
+	'fake doomed value', 'standby: key readable before destroy');
+
+$primary->safe_psql('postgres', "SELECT hipaa_guard.destroy_key('doomed')");
+$primary->wait_for_catchup($standby);
+
+$standby->psql(
+	'postgres',
+	'SELECT hipaa_guard.decrypt(v) FROM d',
+	stdout => \$stdout,
+	stderr => \$stderr,
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like(
+	$stderr,
+	qr/ERROR:  55000: data key "doomed" has been destroyed/,
+	'standby: destroyed key fails in new session');
+$reader->query('SELECT hipaa_guard.decrypt(v) FROM d');
+like(
+	$reader->{stderr},
+	qr/ERROR:  55000: data key "doomed" has been destroyed/,
+	'standby: destroyed key fails in session that cached it');
+$reader->quit;
+
+$standby->stop;
+$primary->stop;
+
+done_testing();
