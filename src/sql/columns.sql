@@ -195,9 +195,19 @@ DECLARE
     n bigint;
     total bigint := 0;
     tables text[] := '{}';
+    current integer;
 BEGIN
     IF name IS NULL OR version IS NULL THEN
         RAISE EXCEPTION 'key name and version must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT k.current_version INTO current FROM @extschema@.data_keys AS k WHERE k.name = retire_key_version.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'data key "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF version < 1 OR version >= current THEN
+        RAISE EXCEPTION 'cannot retire version % of data key "%"', version, name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Only versions older than the current version %s can be retired.', current);
     END IF;
     -- A transaction that began before this one may still hold the old version
     -- as current in its key cache; transactions that begin later read the
