@@ -22,6 +22,8 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include "miscadmin.h"
+
 #include "crypto.h"
 
 #define NONCE_POOL_NONCES	512
@@ -90,6 +92,24 @@ cipher_begin(CipherState *state, bool encrypt, const uint8_t *key,
 }
 
 /*
+ * Get or set the GCM tag through the provider's parameters: the older
+ * EVP_CIPHER_CTX_ctrl() path translates each call into parameters by name,
+ * which cost more than the encryption of a short value.
+ */
+static bool
+tag_param(EVP_CIPHER_CTX *ctx, uint8_t *tag, bool get)
+{
+	OSSL_PARAM	params[2];
+
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
+												  tag, HG_TAG_LEN);
+	params[1] = OSSL_PARAM_construct_end();
+	if (get)
+		return EVP_CIPHER_CTX_get_params(ctx, params) == 1;
+	return EVP_CIPHER_CTX_set_params(ctx, params) == 1;
+}
+
+/*
  * Encrypt plain_len bytes into cipher (same length) and write the 16-byte tag.
  */
 HgCryptoStatus
@@ -111,10 +131,9 @@ hg_aead_encrypt(const uint8_t *key, const uint8_t *nonce,
 	if (plain_len > 0 &&
 		EVP_EncryptUpdate(ctx, cipher, &outl, plain, (int) plain_len) != 1)
 		return HG_CRYPTO_LIB_FAILED;
-	if (EVP_EncryptFinal_ex(ctx, cipher + plain_len, &outl) != 1 ||
-		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, HG_TAG_LEN, tag) != 1)
+	if (EVP_EncryptFinal_ex(ctx, cipher + plain_len, &outl) != 1)
 		return HG_CRYPTO_LIB_FAILED;
-	return HG_CRYPTO_OK;
+	return tag_param(ctx, tag, true) ? HG_CRYPTO_OK : HG_CRYPTO_LIB_FAILED;
 }
 
 /*
@@ -140,8 +159,7 @@ hg_aead_decrypt(const uint8_t *key, const uint8_t *nonce,
 	if (cipher_len > 0 &&
 		EVP_DecryptUpdate(ctx, plain, &outl, cipher, (int) cipher_len) != 1)
 		return HG_CRYPTO_LIB_FAILED;
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, HG_TAG_LEN,
-							(void *) tag) != 1)
+	if (!tag_param(ctx, (uint8_t *) tag, false))
 		return HG_CRYPTO_LIB_FAILED;
 	if (EVP_DecryptFinal_ex(ctx, plain + cipher_len, &outl) != 1)
 		return HG_CRYPTO_AUTH_FAILED;
@@ -221,7 +239,8 @@ hg_random_bytes(uint8_t *buf, size_t len)
 bool
 hg_random_nonce(uint8_t *nonce)
 {
-	pid_t		self = getpid();
+	/* MyProcPid is set in every process the postmaster forks. */
+	pid_t		self = MyProcPid;
 
 	if (nonce_pool_pid != self || nonce_pool_next >= NONCE_POOL_NONCES)
 	{

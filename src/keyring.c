@@ -953,8 +953,12 @@ hg_key_for_decrypt(uint32 key_id, uint32 version)
 	entry = get_version(key_id, version);
 	if (entry->destroyed)
 	{
+		/*
+		 * Retiring erases one version and never version 0; destroying erases
+		 * them all, and stays in force even if its transaction rolled back.
+		 */
 		info = get_key_info(key_id, false);
-		if (info->destroyed)
+		if (info->destroyed || get_version(key_id, HG_MAC_KEY_VERSION)->destroyed)
 			report_destroyed(info);
 		report_retired(info, version);
 	}
