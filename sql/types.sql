@@ -88,6 +88,17 @@ COPY declared_copy FROM :'binary_file' WITH (FORMAT binary);
 SELECT count(*) AS rows, count(*) FILTER (WHERE a.name::text IS DISTINCT FROM b.name::text) AS changed
   FROM declared a JOIN declared_copy b USING (id);
 
+-- Text COPY round-trips the envelopes unchanged, without encrypting again.
+\set text_file :abs_builddir '/results/declared.txt'
+COPY declared TO :'text_file';
+TRUNCATE declared_copy;
+COPY declared_copy FROM :'text_file';
+SELECT count(*) AS rows, count(*) FILTER (WHERE a.name::text IS DISTINCT FROM b.name::text
+                                              OR a.birth::text IS DISTINCT FROM b.birth::text
+                                              OR a.notes::text IS DISTINCT FROM b.notes::text
+                                              OR a.scan::text IS DISTINCT FROM b.scan::text) AS changed
+  FROM declared a JOIN declared_copy b USING (id);
+
 -- Send and receive are defined for every type.
 SELECT typname, typsend <> 0 AS has_send, typreceive <> 0 AS has_receive, typstorage
   FROM pg_type WHERE typnamespace = 'hipaa_guard'::regnamespace AND typname LIKE 'encrypted\_%' AND typtype = 'b'
