@@ -6,9 +6,9 @@
  * One cipher context per direction is kept for the life of the process and
  * rekeyed only when the caller passes a different key, because expanding the
  * AES key schedule and allocating a context cost more than encrypting a short
- * value.  Nonces come from a per-process buffer of RAND_bytes output; the
- * buffer remembers which process filled it, so a child forked from a process
- * that had filled it discards it instead of repeating its nonces.
+ * value.  Nonces come from a per-process buffer of RAND_bytes output.  The
+ * buffer records which process filled it, and a forked child discards an
+ * inherited buffer, because handing out the same nonces twice would break GCM.
  */
 #include "postgres.h"
 

@@ -12,7 +12,7 @@
  * as it is and a restore never encrypts twice.
  *
  * A column declares its key in its type modifier, for example
- * encrypted_text('phi'); the modifier holds the key id, which survives
+ * encrypted_text('phi').  The modifier is the key id, which survives
  * dump and restore because the keyring rows keep their ids.  Plaintext is
  * encrypted under that key by the assignment cast from the base type (INSERT,
  * UPDATE, bound text parameters) and by the input function when, and only
@@ -280,8 +280,9 @@ report_bad_text(HgTypeCode code, HgParseStatus status, int32 typmod)
 }
 
 /*
- * Parse one plaintext field of COPY FROM as the base type and encrypt it;
- * *parsed tells the caller whether a failure came after the parsing.
+ * Parse one plaintext field of COPY FROM as the base type and encrypt it.
+ * *parsed is set once parsing succeeded, so the caller can tell parse errors
+ * from encryption errors.
  */
 static Datum
 parse_and_encrypt_field(HgTypeCode code, char *str, int32 typmod,
@@ -621,7 +622,7 @@ encrypted_needs_reencrypt(PG_FUNCTION_ARGS)
 
 /*
  * Re-encrypt a value under the current version of its own key, keeping its
- * row key; values already current, or under a destroyed key, are returned
+ * row key.  Values already current, or under a destroyed key, are returned
  * unchanged.
  */
 PG_FUNCTION_INFO_V1(encrypted_reencrypt_value);

@@ -5,9 +5,8 @@
  *
  * The library must be in shared_preload_libraries: that is where the master
  * key is read, before any client can connect, and where the keyring's lock is
- * allocated.  Loaded any other way, it still defines its settings so that
- * CREATE EXTENSION works, but every operation on keys fails with an error
- * that says to preload it.
+ * allocated.  Loaded any other way, CREATE EXTENSION still works, but every
+ * operation on keys fails with an error that asks for preloading.
  */
 #include "postgres.h"
 

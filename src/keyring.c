@@ -4,10 +4,10 @@
  *		cache of unwrapped keys, nonce budget leases, rotation, destruction and
  *		rewrapping under a new master key.
  *
- * Storage.  hipaa_guard.data_keys has one row per key (name, state, current
- * version); hipaa_guard.data_key_versions one row per key version with the
- * key wrapped (AES-256-GCM under a key derived from the master key, bound to
- * key id and version) and the count of encryptions made under it.  Version
+ * Storage.  hipaa_guard.data_keys has one row per key: name, state, current
+ * version.  hipaa_guard.data_key_versions has one row per key version, with
+ * the count of encryptions made under it and the key wrapped: AES-256-GCM
+ * under a key derived from the master key, bound to key id and version.  Version
  * rows are never updated by ordinary UPDATEs: their count, their wrapped bytes
  * (rewrap) and their erasure (destroy) are written in place, so that exactly
  * one physical copy of each wrapped key exists in the table and a destroyed
@@ -1029,8 +1029,8 @@ hg_keyring_rotate(const char *name)
 /*
  * Destroy a key: mark it destroyed, then overwrite every version's wrapped
  * bytes in place.  The erasure is not transactional: once this returns, the
- * key material is gone even if the transaction later rolls back, and the
- * version rows then read as destroyed whatever data_keys says.
+ * key material is gone even if the transaction later rolls back.  Erased
+ * version rows read as destroyed whatever state data_keys records.
  */
 void
 hg_keyring_destroy(const char *name)

@@ -5,7 +5,7 @@
  *		wrapping key and the fingerprint from it.
  *
  * The key is loaded once, in the postmaster, while shared_preload_libraries
- * are processed, so that no session can influence where it comes from; every
+ * are processed, so that no session can influence where it comes from.  Every
  * backend, parallel worker and background worker inherits it through fork().
  * It lives in one page obtained with mmap(), excluded from core dumps, and
  * locked again in each child because mlock() is not inherited across fork().
@@ -164,9 +164,8 @@ read_key_file(const char *path, char *buf, size_t *len, char *why)
 }
 
 /*
- * Load one master key from a command or a file into slot.  Returns false and
- * fills why when the source is set but unusable; a slot with no source stays
- * unloaded and why says so.
+ * Load one master key from a command or a file into slot.  Returns false
+ * with the reason in why when the source is unusable or not set.
  */
 static bool
 load_one(const char *command, const char *file, KekSlot *slot, char *why)

@@ -6,9 +6,9 @@
  *		columns in step.
  *
  * Casts and COPY encrypt a value before the row exists, so they cannot bind
- * it; this BEFORE INSERT OR UPDATE trigger rewrites each encrypted value of
- * the new row that is not yet bound to the row's key (or not yet under the
- * patient's key) by decrypting and encrypting it again.  The row key is the
+ * it.  This BEFORE INSERT OR UPDATE trigger therefore decrypts and encrypts
+ * again each encrypted value of the new row that is not yet bound to the
+ * row's key, or not yet under the patient's key.  The row key is the
  * text form of the row key column, an identifier that survives dump, restore
  * and renames, unlike an OID or an attribute number.
  *
