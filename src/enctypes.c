@@ -127,11 +127,10 @@ hg_parse_stored(bytea *value, HgEnvelope *env)
  * terminator).  Every integrity failure raises the same message, so that an
  * attacker cannot tell which part of a forged value was wrong.
  */
-uint8_t *
-hg_decrypt_envelope(const HgEnvelope *env, size_t *plain_len)
+static void
+decrypt_envelope_into(const HgEnvelope *env, uint8_t *plain)
 {
 	const uint8_t *key = hg_key_for_decrypt(env->key_id, env->key_version);
-	uint8_t    *plain = palloc(env->cipher_len + 1);
 	HgCryptoStatus status;
 
 	status = hg_aead_decrypt(key, env->nonce, env->aad, env->aad_len,
@@ -144,6 +143,14 @@ hg_decrypt_envelope(const HgEnvelope *env, size_t *plain_len)
 				 errmsg("could not decrypt value: authentication failed"),
 				 errdetail("The value was altered, or was not encrypted under this keyring.")));
 	}
+}
+
+uint8_t *
+hg_decrypt_envelope(const HgEnvelope *env, size_t *plain_len)
+{
+	uint8_t    *plain = palloc(env->cipher_len + 1);
+
+	decrypt_envelope_into(env, plain);
 	plain[env->cipher_len] = '\0';
 	*plain_len = env->cipher_len;
 	return plain;
@@ -256,10 +263,18 @@ decrypt_value(HgTypeCode code, bytea *value, const char *row_key)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("could not decrypt value: authentication failed"),
 				 errdetail("The value is not bound to the given row key.")));
+	if (code == HG_TYPE_TEXT || code == HG_TYPE_BYTEA)
+	{
+		/* Decrypt straight into the result, saving a copy of the value. */
+		struct varlena *out = palloc(VARHDRSZ + env.cipher_len + 1);
+
+		decrypt_envelope_into(&env, (uint8_t *) VARDATA(out));
+		SET_VARSIZE(out, VARHDRSZ + env.cipher_len);
+		return PointerGetDatum(out);
+	}
 	plain = hg_decrypt_envelope(&env, &len);
 	result = plain_datum(code, plain, len);
-	if (code != HG_TYPE_TEXT)
-		hg_wipe(plain, len);
+	hg_wipe(plain, len);
 	pfree(plain);
 	return result;
 }

@@ -128,6 +128,14 @@ static HTAB *key_names = NULL;
 static HTAB *key_versions = NULL;
 static LWLock *keyring_lock = NULL;
 
+/*
+ * The entries used by the last encryption and the last decryption, so that a
+ * run of values under one key skips the hash lookups.  Valid until the next
+ * flush, which resets them.
+ */
+static VersionEntry *last_encrypt_entry = NULL;
+static VersionEntry *last_decrypt_entry = NULL;
+
 static void flush_cache(void);
 
 /* ----------------------------------------------------------------
@@ -251,6 +259,7 @@ flush_cache(void)
 			hg_wipe(entry->key, HG_KEY_LEN);
 	}
 	key_infos = key_names = key_versions = NULL;
+	last_encrypt_entry = last_decrypt_entry = NULL;
 	if (keyring_context != NULL)
 		MemoryContextReset(keyring_context);
 	hg_crypto_forget_key();
@@ -894,7 +903,15 @@ const uint8_t *
 hg_key_for_encrypt(uint32 key_id, uint32 *version)
 {
 	KeyInfo    *info;
-	VersionEntry *entry;
+	VersionEntry *entry = last_encrypt_entry;
+
+	if (entry != NULL && !cache_stale && entry->tag.key_id == key_id &&
+		entry->lease_left > 0)
+	{
+		entry->lease_left--;
+		*version = entry->tag.version;
+		return entry->key;
+	}
 
 	keyring_begin();
 	info = get_key_info(key_id, false);
@@ -924,6 +941,7 @@ hg_key_for_encrypt(uint32 key_id, uint32 *version)
 	}
 	entry->lease_left--;
 	*version = entry->tag.version;
+	last_encrypt_entry = entry;
 	return entry->key;
 }
 
@@ -941,8 +959,12 @@ report_retired(KeyInfo *info, uint32 version)
 const uint8_t *
 hg_key_for_decrypt(uint32 key_id, uint32 version)
 {
-	VersionEntry *entry;
+	VersionEntry *entry = last_decrypt_entry;
 	KeyInfo    *info;
+
+	if (entry != NULL && !cache_stale && entry->tag.key_id == key_id &&
+		entry->tag.version == version)
+		return entry->key;
 
 	keyring_begin();
 	if (version == HG_MAC_KEY_VERSION)
@@ -962,6 +984,7 @@ hg_key_for_decrypt(uint32 key_id, uint32 version)
 			report_destroyed(info);
 		report_retired(info, version);
 	}
+	last_decrypt_entry = entry;
 	return entry->key;
 }
 
