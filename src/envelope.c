@@ -174,14 +174,15 @@ hg_text_decode(const char *text, size_t text_len, uint8_t **bin,
 	b64_len = text_len - HG_TEXT_PREFIX_LEN;
 	if (b64_len == 0 || b64_len % 4 != 0 || b64_len > INT_MAX)
 		return HG_PARSE_BAD_ENCODING;
-	/* pg_b64_decode accepts "=" inside the string; allow it only as padding. */
+	/* pg_b64_decode accepts "=" anywhere, so allow it only as padding. */
 	if (memchr(text + HG_TEXT_PREFIX_LEN, '=', b64_len - 2) != NULL)
 		return HG_PARSE_BAD_ENCODING;
-	max_len = pg_b64_dec_len((int) b64_len);
+	/* pg_b64_dec_len() overflows int past about 716 MB of text. */
+	max_len = b64_len / 4 * 3;
 	*bin = alloc(max_len + 1);
 	n = pg_b64_decode(text + HG_TEXT_PREFIX_LEN, (int) b64_len,
 					  (char *) *bin, max_len);
-	/* pg_b64_decode rejects whitespace; a canonical string decodes in full. */
+	/* A canonical string decodes to 3 bytes per group, less one per "=". */
 	expected = b64_len / 4 * 3;
 	if (text[text_len - 1] == '=')
 		expected--;

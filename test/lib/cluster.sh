@@ -16,6 +16,8 @@
 #   HG_CFLAGS      extra compiler flags, passed to make as COPT (CI: -Werror)
 #   HG_NO_PRELOAD  when 1, start without shared_preload_libraries and without
 #                  the master key setting, to check this library on its own
+#   HG_SERVER_ENV  extra environment of the server, as space-separated
+#                  NAME=VALUE words (test/sanitize/check.sh sets LD_PRELOAD)
 
 HG_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HG_PG_BINDIR=/usr/lib/postgresql/15/bin
@@ -163,6 +165,7 @@ hg__write_master_key()
 hg_cluster_start()
 {
 	local port
+	local server_env=()
 
 	# Use /tmp rather than $TMPDIR, because "postgres" must be able to reach the
 	# directory and the socket path must stay under the 107-byte sun_path limit.
@@ -206,7 +209,8 @@ hg_cluster_start()
 		fi
 	} >> "$HG_PGDATA/postgresql.conf"
 
-	(cd / && hg_as_pg pg_ctl start --wait --pgdata="$HG_PGDATA" \
+	read -r -a server_env <<< "${HG_SERVER_ENV:-}"
+	(cd / && hg_as_pg env "${server_env[@]}" pg_ctl start --wait --pgdata="$HG_PGDATA" \
 		--log="$HG_TMPDIR/server.log" > /dev/null) || {
 		echo "error: the test cluster failed to start; see the server log below" >&2
 		return 1
