@@ -143,7 +143,29 @@ SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name('gone'));
 COPY copy_bound FROM STDIN WITH (FORMAT csv);
 gone,Jane Roe secret note
 \.
+COPY copy_errors (id, born) FROM STDIN WITH (FORMAT csv);
+3,hg1:not an envelope but a note
+\.
 SELECT count(*) AS rows_stored FROM copy_errors;
+
+-- An encrypted value turned into text and assigned again would be encrypted
+-- a second time; text that starts like an envelope is refused instead.
+CREATE TABLE reassigned (id int, v hipaa_guard.encrypted_text('err'));
+INSERT INTO reassigned VALUES (1, 'Jane Roe'::text);
+UPDATE reassigned SET v = v::text;
+UPDATE reassigned SET v = v::text || 'x';
+SELECT hipaa_guard.encrypt('hg1:looks encrypted', 'err');
+UPDATE reassigned SET v = v;
+SELECT hipaa_guard.decrypt(v) FROM reassigned;
+
+-- A destroy_key() whose transaction rolls back has still erased the key, and
+-- the keys view says so.
+SELECT hipaa_guard.create_key('rolled_back') > 0 AS created;
+BEGIN;
+SELECT hipaa_guard.destroy_key('rolled_back');
+ROLLBACK;
+SELECT state, retired_versions FROM hipaa_guard.keys WHERE name = 'rolled_back';
+SELECT hipaa_guard.encrypt('x', 'rolled_back');
 
 -- Size limit: a clear 54000, no crash.
 SELECT hipaa_guard.encrypt(repeat('x', 700 * 1024 * 1024 + 1), 'err');

@@ -226,12 +226,33 @@ plain_datum(HgTypeCode code, uint8_t *plain, size_t len)
 	return (Datum) 0;
 }
 
+/*
+ * Refuse text that starts like an envelope: it is nearly always an encrypted
+ * value turned into text (ssn::text) and assigned again, which would store an
+ * encryption of the envelope instead of the value.
+ */
+static void
+check_not_envelope_text(const uint8_t *bytes, size_t len)
+{
+	if (len >= HG_TEXT_PREFIX_LEN &&
+		memcmp(bytes, HG_TEXT_PREFIX, HG_TEXT_PREFIX_LEN) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("plaintext starts with \"%s\", the prefix of an encrypted value", HG_TEXT_PREFIX),
+				 errdetail("Encrypting it would store an encrypted value inside another."),
+				 errhint("To copy an encrypted value, assign the column itself, not its text form; to change it, assign the new plaintext.")));
+}
+
 static bytea *
 encrypt_datum(HgTypeCode code, uint32 key_id, Datum value)
 {
 	size_t		len;
 	uint8_t    *bytes = plain_bytes(code, value, &len);
-	bytea	   *result = hg_encrypt_bytes(code, key_id, NULL, bytes, len);
+	bytea	   *result;
+
+	if (code == HG_TYPE_TEXT)
+		check_not_envelope_text(bytes, len);
+	result = hg_encrypt_bytes(code, key_id, NULL, bytes, len);
 
 	if (code == HG_TYPE_DATE || code == HG_TYPE_JSONB)
 	{
@@ -294,24 +315,54 @@ report_bad_text(HgTypeCode code, HgParseStatus status, int32 typmod)
 			 errhint("To store plaintext, assign a value of the base type to a column that declares its key, for example '...'::text, or call hipaa_guard.encrypt(value, key_name).") : 0));
 }
 
+/* Copy an envelope decoded from text into a stored value of type code. */
+static Datum
+envelope_datum(HgTypeCode code, uint8_t *bin, size_t bin_len)
+{
+	bytea	   *result;
+
+	if (bin[1] != code)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type %s", type_label(code)),
+				 errdetail("The envelope holds an %s value.", type_label((HgTypeCode) bin[1]))));
+	result = palloc(VARHDRSZ + bin_len);
+	SET_VARSIZE(result, VARHDRSZ + bin_len);
+	memcpy(VARDATA(result), bin, bin_len);
+	pfree(bin);
+	return PointerGetDatum(result);
+}
+
 /*
- * Parse one plaintext field of COPY FROM as the base type and encrypt it.
- * *parsed is set once parsing succeeded, so the caller can tell parse errors
- * from encryption errors.
+ * Read one field of COPY FROM into a column that declares its key: an
+ * envelope is kept as it is, anything else is parsed as the base type and
+ * encrypted.  *parsed is set once the field was read, so that the caller
+ * can tell a plaintext parse error from a later one.
  */
 static Datum
-parse_and_encrypt_field(HgTypeCode code, char *str, int32 typmod,
-						volatile bool *parsed)
+read_copy_field(HgTypeCode code, char *str, int32 typmod, volatile bool *parsed)
 {
+	size_t		len = strlen(str);
+	uint8_t    *bin;
+	size_t		bin_len;
+	HgParseStatus status;
 	Datum		plain;
 
+	status = hg_text_decode(str, len, &bin, &bin_len, palloc);
+	if (status != HG_PARSE_BAD_PREFIX)
+	{
+		*parsed = true;
+		if (status != HG_PARSE_OK)
+			report_bad_text(code, status, typmod);
+		return envelope_datum(code, bin, bin_len);
+	}
 	switch (code)
 	{
 		case HG_TYPE_TEXT:
 			/* No parsing: encrypt the field's bytes where they are. */
 			*parsed = true;
 			return PointerGetDatum(hg_encrypt_bytes(code, (uint32) typmod, NULL,
-													(uint8_t *) str, strlen(str)));
+													(uint8_t *) str, len));
 		case HG_TYPE_BYTEA:
 			plain = DirectFunctionCall1(byteain, CStringGetDatum(str));
 			break;
@@ -327,13 +378,45 @@ parse_and_encrypt_field(HgTypeCode code, char *str, int32 typmod,
 }
 
 /*
- * Encrypt one plaintext field of COPY FROM under the column's key.  COPY's
- * error context prints the raw field, and the base type's input functions
- * quote it in their messages, so an error here is raised again without
- * context, and a parse error without the value.
+ * Keep only where an error happened in a COPY context: PostgreSQL's COPY
+ * context quotes the raw field or the whole input line, which is plaintext
+ * here.  Lines other than COPY's are dropped, because they may quote SQL.
+ */
+void
+hg_strip_copy_values(ErrorData *edata)
+{
+	StringInfoData kept;
+	char	   *line;
+	char	   *next;
+
+	if (edata->context == NULL)
+		return;
+	initStringInfo(&kept);
+	for (line = edata->context; line != NULL && *line != '\0'; line = next)
+	{
+		char	   *end = strchr(line, '\n');
+		char	   *quote;
+
+		next = end != NULL ? end + 1 : NULL;
+		if (end != NULL)
+			*end = '\0';
+		if (strncmp(line, "COPY ", 5) != 0)
+			continue;
+		quote = strstr(line, ": \"");
+		if (quote != NULL)
+			*quote = '\0';
+		appendStringInfo(&kept, "%s%s", kept.len > 0 ? "\n" : "", line);
+	}
+	edata->context = kept.len > 0 ? kept.data : NULL;
+}
+
+/*
+ * Read a COPY FROM field into a declared column.  An error is raised again
+ * with COPY's context cut before the quoted values, and a plaintext parse
+ * error without the value, because the base type's input functions quote it.
  */
 static Datum
-encrypt_copy_field(HgTypeCode code, char *str, int32 typmod)
+copy_field_in(HgTypeCode code, char *str, int32 typmod)
 {
 	MemoryContext caller_context = CurrentMemoryContext;
 	volatile Datum result = (Datum) 0;
@@ -341,7 +424,7 @@ encrypt_copy_field(HgTypeCode code, char *str, int32 typmod)
 
 	PG_TRY();
 	{
-		result = parse_and_encrypt_field(code, str, typmod, &parsed);
+		result = read_copy_field(code, str, typmod, &parsed);
 	}
 	PG_CATCH();
 	{
@@ -357,7 +440,7 @@ encrypt_copy_field(HgTypeCode code, char *str, int32 typmod)
 			edata->detail_log = NULL;
 			edata->hint = NULL;
 		}
-		edata->context = NULL;
+		hg_strip_copy_values(edata);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
@@ -368,27 +451,16 @@ encrypt_copy_field(HgTypeCode code, char *str, int32 typmod)
 static Datum
 encrypted_in_common(HgTypeCode code, char *str, int32 typmod)
 {
-	size_t		len = strlen(str);
 	uint8_t    *bin;
 	size_t		bin_len;
 	HgParseStatus status;
-	bytea	   *result;
 
-	status = hg_text_decode(str, len, &bin, &bin_len, palloc);
-	if (status == HG_PARSE_BAD_PREFIX && typmod > 0)
-		return encrypt_copy_field(code, str, typmod);
+	if (typmod > 0)
+		return copy_field_in(code, str, typmod);
+	status = hg_text_decode(str, strlen(str), &bin, &bin_len, palloc);
 	if (status != HG_PARSE_OK)
 		report_bad_text(code, status, typmod);
-	if (bin[1] != code)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid input syntax for type %s", type_label(code)),
-				 errdetail("The envelope holds an %s value.", type_label((HgTypeCode) bin[1]))));
-	result = palloc(VARHDRSZ + bin_len);
-	SET_VARSIZE(result, VARHDRSZ + bin_len);
-	memcpy(VARDATA(result), bin, bin_len);
-	pfree(bin);
-	return PointerGetDatum(result);
+	return envelope_datum(code, bin, bin_len);
 }
 
 static Datum

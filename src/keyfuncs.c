@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -99,6 +100,24 @@ hg_erase_key_version(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("key version must not be negative")));
 	hg_keyring_retire(name, (uint32) version);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Raise an error inside a transaction block, for procedures that commit as
+ * they go: PostgreSQL's own error names only the COMMIT that failed.
+ */
+PG_FUNCTION_INFO_V1(hg_require_own_transaction);
+Datum
+hg_require_own_transaction(PG_FUNCTION_ARGS)
+{
+	char	   *procedure = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s cannot run inside a transaction block", procedure),
+				 errhint("It commits after each batch; CALL it on its own, outside BEGIN and COMMIT.")));
 	PG_RETURN_VOID();
 }
 

@@ -838,10 +838,16 @@ create_key_internal(const char *name, const char *kind, bool if_absent)
 	owner_scope_end(&scope);
 
 	if (key_id == 0)
+	{
+		uint32		existing = hg_key_id_by_name(name, true);
+		bool		destroyed = existing != 0 && get_key_info(existing, false)->destroyed;
+
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("data key \"%s\" already exists", name),
-				 errdetail("Names of destroyed keys are never reused, so that old values cannot decrypt under a new key.")));
+				 destroyed ?
+				 errdetail("The key was destroyed, and names of destroyed keys are never reused, so that old values cannot decrypt under a new key.") : 0));
+	}
 	if (created)
 		CacheInvalidateRelcacheByRelid(rels.keys);
 	return key_id;

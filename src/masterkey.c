@@ -239,7 +239,12 @@ hg_masterkey_load_all(void)
 		"hipaa_guard.master_key_file" : "none";
 	if (load_one(hg_master_key_command, hg_master_key_file,
 				 &locked->current, why))
+	{
 		load_problem[0] = '\0';
+		ereport(LOG,
+				(errmsg("hipaa_guard master key loaded from %s, fingerprint %s",
+						load_source, hg_fingerprint_hex(locked->current.kek.fingerprint))));
+	}
 	else
 	{
 		strlcpy(load_problem, why, sizeof(load_problem));
@@ -272,7 +277,7 @@ hg_masterkey_current(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("hipaa_guard master key not loaded"),
 				 errdetail_internal("%s", load_problem),
-				 errhint("Set hipaa_guard.master_key_command or hipaa_guard.master_key_file and restart the server.")));
+				 errhint("Correct what the detail names in hipaa_guard.master_key_command or hipaa_guard.master_key_file, or in the key itself, and restart the server.")));
 	ensure_locked_page();
 	return &locked->current.kek;
 }

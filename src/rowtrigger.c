@@ -227,7 +227,7 @@ blind_index_of(bytea *value, const char *key_name)
 /*
  * Apply the declaration to one new row.  COPY's error context prints the
  * whole input line, plaintext included, so an error raised while doing so
- * is raised again without context.
+ * is raised again with that context cut before the line.
  */
 static HeapTuple process_row(FunctionCallInfo fcinfo);
 
@@ -249,7 +249,7 @@ hg_encrypted_row_trigger(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(caller_context);
 		edata = CopyErrorData();
 		FlushErrorState();
-		edata->context = NULL;
+		hg_strip_copy_values(edata);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();

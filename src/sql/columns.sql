@@ -113,6 +113,9 @@ SELECT c.oid::regclass AS table_name,
    AND NOT a.attisdropped;
 COMMENT ON VIEW @extschema@.encrypted_columns IS 'Every encrypted column with its declared key and row binding';
 
+CREATE FUNCTION @extschema@.require_own_transaction(procedure text) RETURNS void
+    AS 'MODULE_PATHNAME', 'hg_require_own_transaction' LANGUAGE C STRICT;
+
 -- Re-encrypt values under older key versions (and bind values not yet bound
 -- to their row) in batches of about batch_size rows, each committed at once,
 -- walking the table by block ranges.  What is left to do is defined by the
@@ -134,6 +137,7 @@ DECLARE
     n bigint;
     total bigint := 0;
 BEGIN
+    PERFORM @extschema@.require_own_transaction('hipaa_guard.reencrypt()');
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be a positive integer' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -241,3 +245,4 @@ $$;
 COMMENT ON FUNCTION @extschema@.retire_key_version(text, integer) IS 'Erase an old key version once no value in the database uses it';
 REVOKE EXECUTE ON FUNCTION @extschema@.erase_key_version(text, integer), @extschema@.retire_key_version(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.retire_key_version(text, integer) TO hipaa_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.require_own_transaction(text) TO PUBLIC;

@@ -53,24 +53,27 @@ COMMENT ON TABLE @extschema@.keyring_check IS 'Fingerprint of the master key the
 CREATE VIEW @extschema@.keys AS
 SELECT k.name,
        k.kind,
-       k.state,
+       -- A destroy_key() whose transaction rolled back still erased the key.
+       CASE WHEN v.key_erased THEN 'destroyed' ELSE k.state END AS state,
        k.current_version,
        v.versions,
-       v.retired_versions,
+       CASE WHEN v.key_erased OR k.state OPERATOR(pg_catalog.=) 'destroyed' THEN 0
+            ELSE v.erased_versions END AS retired_versions,
        k.created_at AS created,
        k.rotated_at AS last_rotated,
        k.destroyed_at AS destroyed,
        v.encryptions
   FROM @extschema@.data_keys AS k
   LEFT JOIN LATERAL (
-        SELECT pg_catalog.count(*) AS versions,
-               pg_catalog.count(*) FILTER (
-                   WHERE dv.wrapped OPERATOR(pg_catalog.=) pg_catalog.decode(pg_catalog.repeat('00', 60), 'hex')
-                     AND k.state OPERATOR(pg_catalog.=) 'active') AS retired_versions,
+        SELECT pg_catalog.count(*) FILTER (WHERE dv.version OPERATOR(pg_catalog.>) 0) AS versions,
+               pg_catalog.count(*) FILTER (WHERE dv.version OPERATOR(pg_catalog.>) 0
+                                             AND dv.wrapped OPERATOR(pg_catalog.=) z.erased) AS erased_versions,
+               COALESCE(pg_catalog.bool_or(dv.version OPERATOR(pg_catalog.=) 0
+                                           AND dv.wrapped OPERATOR(pg_catalog.=) z.erased), false) AS key_erased,
                COALESCE(pg_catalog.sum(dv.encryptions), 0)::bigint AS encryptions
-          FROM @extschema@.data_key_versions AS dv
-         WHERE dv.key_id OPERATOR(pg_catalog.=) k.key_id
-           AND dv.version OPERATOR(pg_catalog.>) 0) AS v ON true;
+          FROM @extschema@.data_key_versions AS dv,
+               (SELECT pg_catalog.decode(pg_catalog.repeat('00', 60), 'hex') AS erased) AS z
+         WHERE dv.key_id OPERATOR(pg_catalog.=) k.key_id) AS v ON true;
 COMMENT ON VIEW @extschema@.keys IS 'Data keys with their versions and encryption counts (an upper bound: reserved nonce budget); never key bytes';
 
 CREATE FUNCTION @extschema@.create_key(name text) RETURNS integer
