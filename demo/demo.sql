@@ -15,6 +15,9 @@ SET client_min_messages = warning;
 
 \echo
 \echo '== Step 1. Install hipaa_guard, create a data key, load the records with plain COPY'
+\echo 'Encrypted: SSN, DRIVERS, PASSPORT, FIRST, LAST, MAIDEN, BIRTHDATE, ADDRESS, ZIP, LAT, LON of each'
+\echo 'patient (under a key of their own), and the text of encounter reasons and conditions (key "phi").'
+\echo 'The other columns stay in clear in this demo.'
 CREATE EXTENSION hipaa_guard;
 SELECT loaded, source, fingerprint AS master_key_fingerprint FROM hipaa_guard.master_key_status();
 SELECT hipaa_guard.create_key('phi') AS key_id;
@@ -113,8 +116,12 @@ SELECT substr(id, 1, 8) AS id, hipaa_guard.decrypt(first) AS first, hipaa_guard.
 SELECT hipaa_guard.decrypt(ssn) AS wanted_ssn FROM patients ORDER BY id OFFSET 1 LIMIT 1 \gset
 SELECT substr(id, 1, 8) AS id, hipaa_guard.decrypt(first) AS first, hipaa_guard.decrypt(last) AS last
   FROM patients WHERE ssn_index = hipaa_guard.blind_index(:'wanted_ssn', 'phi');
+-- A generic plan, so that the plan shows $1 rather than the SSN searched for.
+PREPARE find_by_ssn(text) AS SELECT id FROM patients WHERE ssn_index = hipaa_guard.blind_index($1, 'phi');
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT id FROM patients WHERE ssn_index = hipaa_guard.blind_index(:'wanted_ssn', 'phi');
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (COSTS OFF) EXECUTE find_by_ssn(:'wanted_ssn');
+RESET plan_cache_mode;
 RESET enable_seqscan;
 RESET ROLE;
 
@@ -125,11 +132,20 @@ RESET ROLE;
 
 \echo
 \echo '== Step 5. Rotate the key and re-encrypt: every value still decrypts'
+\echo 'Key "phi" encrypts encounter reasons (only encounters that have one) and conditions;'
+\echo 'the patients table is under per-patient keys, which rotate on their own.'
+\echo 'Before:'
+SELECT 'encounters' AS table_name, hipaa_guard.key_version(reasondescription) AS key_version, count(*)
+  FROM encounters WHERE reasondescription IS NOT NULL GROUP BY 2
+UNION ALL
+SELECT 'conditions', hipaa_guard.key_version(description), count(*) FROM conditions GROUP BY 2
+ORDER BY 1, 2;
 SELECT hipaa_guard.rotate_key('phi') AS new_version;
-\set QUIET off
+SET client_min_messages = notice;
 CALL hipaa_guard.reencrypt('encounters');
 CALL hipaa_guard.reencrypt('conditions');
-\set QUIET on
+SET client_min_messages = warning;
+\echo 'After:'
 SELECT 'encounters' AS table_name, hipaa_guard.key_version(reasondescription) AS key_version, count(*)
   FROM encounters WHERE reasondescription IS NOT NULL GROUP BY 2
 UNION ALL
@@ -142,7 +158,8 @@ SELECT (SELECT count(*) FROM encounters WHERE hipaa_guard.decrypt(reasondescript
 \echo
 \echo '== Step 6. Destroy one patient''s key: that patient is unreadable, every other patient still is'
 SELECT id AS shredded_id FROM patients ORDER BY id LIMIT 1 \gset
-SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name(:'shredded_id'));
+SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name(:'shredded_id')) \gset
+\echo destroyed the key of patient :shredded_id
 \set ON_ERROR_STOP off
 SELECT hipaa_guard.decrypt(last) FROM patients WHERE id = :'shredded_id';
 \set ON_ERROR_STOP on

@@ -92,11 +92,24 @@ CREATE FUNCTION @extschema@.rewrap_keys() RETURNS bigint
     AS 'MODULE_PATHNAME', 'hg_rewrap_keys' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.rewrap_keys() IS 'Rewrap data keys under the current master key; returns how many versions were rewrapped';
 
-CREATE FUNCTION @extschema@.master_key_status(
+CREATE FUNCTION @extschema@.loaded_master_key(
         OUT loaded boolean, OUT source text, OUT fingerprint text, OUT previous_fingerprint text)
     RETURNS record
     AS 'MODULE_PATHNAME', 'hg_master_key_status' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION @extschema@.master_key_status() IS 'Whether the master key is loaded, from which setting, and its fingerprint';
+
+-- Runs as the extension owner to read the keyring's fingerprint.
+CREATE FUNCTION @extschema@.master_key_status(
+        OUT loaded boolean, OUT source text, OUT fingerprint text, OUT previous_fingerprint text,
+        OUT keyring_fingerprint text)
+    RETURNS record
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT m.loaded, m.source, m.fingerprint, m.previous_fingerprint,
+           (SELECT pg_catalog.encode(c.fingerprint, 'hex') FROM @extschema@.keyring_check AS c LIMIT 1)
+      FROM @extschema@.loaded_master_key() AS m
+$$;
+COMMENT ON FUNCTION @extschema@.master_key_status() IS 'Whether the master key is loaded, from which setting, its fingerprint, and the one this database''s keyring expects';
 
 CREATE FUNCTION @extschema@.patient_key_name(patient text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
