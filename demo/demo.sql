@@ -134,23 +134,21 @@ RESET ROLE;
 \echo '== Step 5. Rotate the key and re-encrypt: every value still decrypts'
 \echo 'Key "phi" encrypts encounter reasons (only encounters that have one) and conditions;'
 \echo 'the patients table is under per-patient keys, which rotate on their own.'
-\echo 'Before:'
+CREATE TEMP VIEW phi_versions AS
 SELECT 'encounters' AS table_name, hipaa_guard.key_version(reasondescription) AS key_version, count(*)
   FROM encounters WHERE reasondescription IS NOT NULL GROUP BY 2
 UNION ALL
 SELECT 'conditions', hipaa_guard.key_version(description), count(*) FROM conditions GROUP BY 2
 ORDER BY 1, 2;
+\echo 'Before:'
+SELECT * FROM phi_versions;
 SELECT hipaa_guard.rotate_key('phi') AS new_version;
 SET client_min_messages = notice;
 CALL hipaa_guard.reencrypt('encounters');
 CALL hipaa_guard.reencrypt('conditions');
 SET client_min_messages = warning;
 \echo 'After:'
-SELECT 'encounters' AS table_name, hipaa_guard.key_version(reasondescription) AS key_version, count(*)
-  FROM encounters WHERE reasondescription IS NOT NULL GROUP BY 2
-UNION ALL
-SELECT 'conditions', hipaa_guard.key_version(description), count(*) FROM conditions GROUP BY 2
-ORDER BY 1, 2;
+SELECT * FROM phi_versions;
 SELECT (SELECT count(*) FROM encounters WHERE hipaa_guard.decrypt(reasondescription) IS NOT NULL) AS encounter_reasons_decrypted,
        (SELECT count(*) FROM conditions WHERE hipaa_guard.decrypt(description) IS NOT NULL) AS conditions_decrypted,
        (SELECT count(*) FROM patients WHERE hipaa_guard.decrypt(ssn) IS NOT NULL) AS ssns_decrypted;

@@ -9,6 +9,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use HipaaGuardTest qw(restart_with_key_settings);
+
 my $key_dir = PostgreSQL::Test::Utils::tempdir;
 
 # Write a key file with the given contents and mode.
@@ -33,24 +37,6 @@ sub random_key_hex
 	  or die "could not read 32 bytes from /dev/urandom";
 	close $random;
 	return unpack('H*', $bytes);
-}
-
-# Replace the master key settings with the given ones and restart.  The
-# settings live in an included file, so that each case starts from none.
-sub restart_with_key_settings
-{
-	my ($node, %settings) = @_;
-	my $path = $node->data_dir . '/hipaa_guard_key.conf';
-	my $lines = '';
-
-	for my $name (sort keys %settings)
-	{
-		$lines .= "hipaa_guard.$name = '$settings{$name}'\n";
-	}
-	unlink $path;
-	PostgreSQL::Test::Utils::append_to_file($path, $lines);
-	$node->restart;
-	return;
 }
 
 # Run SQL that is expected to fail; return psql's stderr with the SQLSTATE.

@@ -9,42 +9,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use HipaaGuardTest qw(write_random_key restart_with_key_settings);
+
 my $key_dir = PostgreSQL::Test::Utils::tempdir;
-
-# Write 64 random hex characters (a 256-bit master key) to a file of mode
-# 0600, as the server requires.
-sub write_random_key
-{
-	my ($path) = @_;
-
-	open my $random, '<:raw', '/dev/urandom'
-	  or die "could not open /dev/urandom: $!";
-	read($random, my $bytes, 32) == 32
-	  or die "could not read 32 bytes from /dev/urandom";
-	close $random;
-	open my $fh, '>', $path or die "could not create $path: $!";
-	chmod 0600, $path or die "could not chmod $path: $!";
-	print $fh unpack('H*', $bytes);
-	close $fh or die "could not write $path: $!";
-	return;
-}
-
-# Replace the master key settings with the given ones and restart.
-sub restart_with_key_settings
-{
-	my ($node, %settings) = @_;
-	my $path = $node->data_dir . '/hipaa_guard_key.conf';
-	my $lines = '';
-
-	for my $name (sort keys %settings)
-	{
-		$lines .= "hipaa_guard.$name = '$settings{$name}'\n";
-	}
-	unlink $path;
-	PostgreSQL::Test::Utils::append_to_file($path, $lines);
-	$node->restart;
-	return;
-}
 
 my $old_file = "$key_dir/old.key";
 my $new_file = "$key_dir/new.key";

@@ -9,26 +9,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use HipaaGuardTest qw(write_random_key);
+
 my $rows = 50000;
 my $tempdir = PostgreSQL::Test::Utils::tempdir;
-
-# Write 64 random hex characters (a 256-bit master key) to a file of mode
-# 0600, as the server requires.
-sub write_random_key
-{
-	my ($path) = @_;
-
-	open my $random, '<:raw', '/dev/urandom'
-	  or die "could not open /dev/urandom: $!";
-	read($random, my $bytes, 32) == 32
-	  or die "could not read 32 bytes from /dev/urandom";
-	close $random;
-	open my $fh, '>', $path or die "could not create $path: $!";
-	chmod 0600, $path or die "could not chmod $path: $!";
-	print $fh unpack('H*', $bytes);
-	close $fh or die "could not write $path: $!";
-	return;
-}
 
 my $key_file = "$tempdir/master.key";
 write_random_key($key_file);

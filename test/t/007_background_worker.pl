@@ -9,25 +9,20 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $key_dir = PostgreSQL::Test::Utils::tempdir;
-my $key_file = "$key_dir/master.key";
+use FindBin;
+use lib $FindBin::RealBin;
+use HipaaGuardTest qw(write_random_key start_node);
 
-open my $random, '<:raw', '/dev/urandom' or die "could not open /dev/urandom: $!";
-read($random, my $bytes, 32) == 32 or die "could not read /dev/urandom";
-close $random;
-PostgreSQL::Test::Utils::append_to_file($key_file, unpack('H*', $bytes));
-chmod 0600, $key_file or die "could not chmod $key_file: $!";
-
-my $node = PostgreSQL::Test::Cluster->new('worker');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'hipaa_guard, pg_cron'
-hipaa_guard.master_key_file = '$key_file'
+my $key_file = PostgreSQL::Test::Utils::tempdir . '/master.key';
+write_random_key($key_file);
+my $node = start_node(
+	'worker', $key_file,
+	libraries => 'hipaa_guard, pg_cron',
+	conf => q{
 cron.database_name = 'postgres'
 cron.use_background_workers = on
 max_worker_processes = 16
 });
-$node->start;
 
 $node->safe_psql('postgres', q{
 CREATE EXTENSION hipaa_guard;

@@ -8,22 +8,13 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $key_dir = PostgreSQL::Test::Utils::tempdir;
-my $key_file = "$key_dir/master.key";
+use FindBin;
+use lib $FindBin::RealBin;
+use HipaaGuardTest qw(write_random_key start_node);
 
-open my $random, '<:raw', '/dev/urandom' or die "could not open /dev/urandom: $!";
-read($random, my $bytes, 32) == 32 or die "could not read /dev/urandom";
-close $random;
-PostgreSQL::Test::Utils::append_to_file($key_file, unpack('H*', $bytes));
-chmod 0600, $key_file or die "could not chmod $key_file: $!";
-
-my $node = PostgreSQL::Test::Cluster->new('client');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'hipaa_guard'
-hipaa_guard.master_key_file = '$key_file'
-});
-$node->start;
+my $key_file = PostgreSQL::Test::Utils::tempdir . '/master.key';
+write_random_key($key_file);
+my $node = start_node('client', $key_file);
 $node->safe_psql('postgres', q{
 CREATE EXTENSION hipaa_guard;
 SELECT hipaa_guard.create_key('phi');
