@@ -91,8 +91,8 @@ define_keyring_settings(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hipaa_guard.key_cache_size",
 							"Unwrapped data key versions each session keeps in memory.",
-							NULL,
-							&hg_key_cache_size, 100000, 16, 10000000,
+							"About 100 bytes each; when the cache is full it is emptied and refilled as keys are used.",
+							&hg_key_cache_size, 262144, 16, 10000000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 

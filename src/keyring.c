@@ -79,7 +79,7 @@
 
 int			hg_rotate_after_encryptions = INT_MAX;
 int			hg_nonce_lease_size = 4096;
-int			hg_key_cache_size = 100000;
+int			hg_key_cache_size = 262144;
 
 typedef struct KeyringRels
 {
@@ -811,7 +811,6 @@ create_key_internal(const char *name, const char *kind, bool if_absent)
 	Datum		values[3];
 	bool		isnull;
 	uint32		key_id = 0;
-	bool		created = false;
 
 	keyring_begin();
 	owner_scope_begin(&scope);
@@ -826,7 +825,6 @@ create_key_internal(const char *name, const char *kind, bool if_absent)
 		key_id = (uint32) DatumGetInt32(spi_value(0, 1, &isnull));
 		insert_version_in_scope(key_id, HG_MAC_KEY_VERSION);
 		insert_version_in_scope(key_id, 1);
-		created = true;
 	}
 	else if (if_absent)
 	{
@@ -848,8 +846,12 @@ create_key_internal(const char *name, const char *kind, bool if_absent)
 				 destroyed ?
 				 errdetail("The key was destroyed, and names of destroyed keys are never reused, so that old values cannot decrypt under a new key.") : 0));
 	}
-	if (created)
-		CacheInvalidateRelcacheByRelid(rels.keys);
+	/*
+	 * No invalidation: no session caches the absence of a key, and a key
+	 * created by a transaction that aborts leaves this session's cache by the
+	 * abort callback.  Creating per-patient keys on demand thus never flushes
+	 * the other sessions' caches.
+	 */
 	return key_id;
 }
 
