@@ -59,3 +59,12 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON PROCEDURE @extschema@.reencrypt(regclass, integer) TO hipaa_admin;
 GRANT SELECT ON @extschema@.keys, @extschema@.encrypted_columns TO hipaa_admin, hipaa_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.master_key_status() TO hipaa_auditor;
+
+-- De-identification: the Safe Harbor helpers reveal nothing; pseudonyms need
+-- a key, so only the roles that prepare de-identified data compute them.
+GRANT SELECT ON @extschema@.restricted_zip3 TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.safe_harbor_zip(text), @extschema@.safe_harbor_date(date),
+    @extschema@.safe_harbor_age(date, date), @extschema@.safe_harbor_birth_year(date, date)
+    TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.pseudonym(text, text) TO hipaa_admin, hipaa_app, hipaa_clinician;

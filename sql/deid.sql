@@ -1,0 +1,64 @@
+--
+-- Safe Harbor helpers: ZIP prefixes, dates, ages over 89, keyed pseudonyms.
+--
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_deid_nobody;
+CREATE ROLE regress_deid_nobody;
+
+-- The 17 restricted prefixes of the 2000 Census become 000, each with its
+-- neighbours kept.
+SELECT count(*) AS prefixes, min(census) AS census FROM hipaa_guard.restricted_zip3;
+SELECT r.prefix,
+       hipaa_guard.safe_harbor_zip(r.prefix || '42') AS restricted,
+       hipaa_guard.safe_harbor_zip(lpad((r.prefix::int - 1)::text, 3, '0') || '42') AS below,
+       hipaa_guard.safe_harbor_zip(lpad((r.prefix::int + 1)::text, 3, '0') || '42') AS above
+  FROM hipaa_guard.restricted_zip3 r ORDER BY r.prefix;
+
+-- ZIP+4, spaces, short and malformed values, NULL.
+SELECT z, hipaa_guard.safe_harbor_zip(z) AS zip3
+  FROM (VALUES ('02139-4307'), (' 68504 '), ('021'), ('02'), ('ABCDE'), ('6850A'), (''), (NULL)) AS v(z);
+
+-- Dates keep the year only; leap days too.
+SELECT d, hipaa_guard.safe_harbor_date(d) AS year
+  FROM (VALUES ('2024-02-29'::date), ('1961-04-02'), ('2000-01-01'), (NULL)) AS v(d);
+
+-- Ages: 89 stays, 90 becomes 90+, on the day and the day before.
+SELECT birth, at, hipaa_guard.safe_harbor_age(birth, at) AS age,
+       hipaa_guard.safe_harbor_birth_year(birth, at) AS birth_year
+  FROM (VALUES ('1931-11-30'::date, '2021-11-29'::date),
+               ('1931-11-30', '2021-11-30'),
+               ('1931-11-30', '2026-12-04'),
+               ('2000-02-29', '2001-02-28'),
+               ('2000-02-29', '2001-03-01'),
+               ('2000-02-29', '2089-02-28'),
+               ('2000-02-29', '2090-03-01'),
+               ('2026-12-04', '2026-12-04'),
+               (NULL, '2026-12-04')) AS v(birth, at);
+SELECT hipaa_guard.safe_harbor_age('2026-12-04', '2026-12-03');
+
+-- Pseudonyms: stable for one key, different under another key, different
+-- for different values, not the blind index, and no plaintext inside.
+SELECT hipaa_guard.create_key('pseudo') > 0 AS created;
+SELECT hipaa_guard.create_key('pseudo_other') > 0 AS created;
+SELECT length(hipaa_guard.pseudonym('987-65-4320', 'pseudo')) AS hex_digits,
+       hipaa_guard.pseudonym('987-65-4320', 'pseudo') = hipaa_guard.pseudonym('987-65-4320', 'pseudo') AS stable,
+       hipaa_guard.pseudonym('987-65-4320', 'pseudo') <> hipaa_guard.pseudonym('987-65-4320', 'pseudo_other') AS keyed,
+       hipaa_guard.pseudonym('987-65-4320', 'pseudo') <> hipaa_guard.pseudonym('987-65-4321', 'pseudo') AS distinct_values,
+       decode(hipaa_guard.pseudonym('987-65-4320', 'pseudo'), 'hex')
+         <> substr(hipaa_guard.blind_index('987-65-4320', 'pseudo'), 1, 16) AS not_blind_index,
+       hipaa_guard.pseudonym(NULL, 'pseudo') IS NULL AS null_stays_null;
+-- A dictionary of every SSN-shaped value under 1,000 guesses finds nothing
+-- without the key: the unkeyed hash of the value is not the pseudonym.
+SELECT count(*) AS dictionary_hits
+  FROM generate_series(4000, 4999) g
+ WHERE encode(sha256(convert_to('987-65-' || g, 'UTF8')), 'hex') LIKE hipaa_guard.pseudonym('987-65-4320', 'pseudo') || '%'
+    OR md5('987-65-' || g) = hipaa_guard.pseudonym('987-65-4320', 'pseudo');
+SELECT hipaa_guard.pseudonym('x', NULL);
+SELECT hipaa_guard.pseudonym('x', 'no_such_key');
+
+-- The Safe Harbor helpers are for everyone; pseudonyms need a granted role.
+SET ROLE regress_deid_nobody;
+SELECT hipaa_guard.safe_harbor_zip('03601') AS zip3, hipaa_guard.safe_harbor_age('1931-11-30', '2021-11-30') AS age;
+SELECT hipaa_guard.pseudonym('987-65-4320', 'pseudo');
+RESET ROLE;
+DROP ROLE regress_deid_nobody;
