@@ -7,8 +7,8 @@
  *
  * The pseudonym key is derived with HKDF from the data key's MAC key
  * (version 0), under its own label, so that a pseudonym never equals the
- * blind index of the same value: a de-identified export cannot be joined to
- * the blind index column of the identified table.
+ * blind index of the same value.  A de-identified export thus cannot be
+ * joined to the blind index column of the identified table.
  */
 #include "postgres.h"
 
