@@ -61,4 +61,61 @@ SET ROLE regress_deid_nobody;
 SELECT hipaa_guard.safe_harbor_zip('03601') AS zip3, hipaa_guard.safe_harbor_age('1931-11-30', '2021-11-30') AS age;
 SELECT hipaa_guard.pseudonym('987-65-4320', 'pseudo');
 RESET ROLE;
+
+-- Labels and de-identified views.  The view removes identifiers, generalizes
+-- ZIP codes and dates, keeps what is labelled as not identifying, and leaves
+-- out every column without a label, free text included.
+SELECT count(*) FILTER (WHERE treatment <> 'keep') AS identifier_kinds,
+       count(*) AS kinds FROM hipaa_guard.identifier_kinds;
+CREATE TABLE deid_patients (
+    patient_id text PRIMARY KEY,
+    name hipaa_guard.encrypted_text('pseudo'),
+    ssn hipaa_guard.encrypted_text('pseudo'),
+    zip hipaa_guard.encrypted_text('pseudo'),
+    plain_zip text,
+    birth hipaa_guard.encrypted_date('pseudo'),
+    admitted timestamptz,
+    gender text,
+    diagnosis_code text,
+    notes text);
+INSERT INTO deid_patients VALUES
+    ('p1', 'Jane Roe'::text, '987-65-4320'::text, '02139'::text, '02139', '1961-04-02'::date,
+     '2026-11-20 09:00+00', 'F', 'E11.9', 'Lives with her daughter on Main Street'),
+    ('p2', 'John Q. Sample'::text, '987-65-4321'::text, '03601'::text, '03601', '1931-11-30'::date,
+     '1930-01-01 00:00+00', 'M', 'I10', 'Retired farmer');
+SELECT hipaa_guard.label_column('deid_patients', 'patient_id', 'medical_record_number');
+SELECT hipaa_guard.label_column('deid_patients', 'name', 'names');
+SELECT hipaa_guard.label_column('deid_patients', 'ssn', 'ssn');
+SELECT hipaa_guard.label_column('deid_patients', 'zip', 'zip');
+SELECT hipaa_guard.label_column('deid_patients', 'plain_zip', 'zip');
+SELECT hipaa_guard.label_column('deid_patients', 'birth', 'dates');
+SELECT hipaa_guard.label_column('deid_patients', 'admitted', 'dates');
+SELECT hipaa_guard.label_column('deid_patients', 'gender', 'quasi');
+SELECT hipaa_guard.label_column('deid_patients', 'diagnosis_code', 'not_identifying');
+SELECT tbl, col, kind FROM hipaa_guard.column_labels WHERE tbl = 'deid_patients'::regclass ORDER BY col;
+SELECT hipaa_guard.create_deidentified_view('deid_patients', 'deid_patients_view');
+SELECT attname FROM pg_attribute WHERE attrelid = 'deid_patients_view'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT * FROM deid_patients_view ORDER BY gender;
+SELECT reloptions FROM pg_class WHERE oid = 'deid_patients_view'::regclass;
+-- A reader of the view needs no decrypt grant.
+GRANT SELECT ON deid_patients_view TO regress_deid_nobody;
+SET ROLE regress_deid_nobody;
+SELECT zip, birth FROM deid_patients_view ORDER BY gender;
+SELECT * FROM deid_patients;
+RESET ROLE;
+
+-- Refusals.
+SELECT hipaa_guard.label_column('deid_patients', 'notes', 'free_text');
+SELECT hipaa_guard.label_column('deid_patients', 'no_such_column', 'names');
+SELECT hipaa_guard.label_column('deid_patients', 'gender', NULL);
+SELECT hipaa_guard.label_column('deid_patients', 'name', 'not_identifying');
+SELECT hipaa_guard.create_deidentified_view('deid_patients', 'deid_patients_view2');
+SELECT hipaa_guard.label_column('deid_patients', 'name', 'names');
+CREATE TABLE deid_unlabelled (id int, notes text);
+SELECT hipaa_guard.create_deidentified_view('deid_unlabelled', 'deid_unlabelled_view');
+SET ROLE regress_deid_nobody;
+SELECT hipaa_guard.label_column('deid_patients', 'notes', 'not_identifying');
+RESET ROLE;
+
+DROP TABLE deid_patients, deid_unlabelled CASCADE;
 DROP ROLE regress_deid_nobody;

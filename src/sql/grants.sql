@@ -68,3 +68,14 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.safe_harbor_age(date, date), @extschema@.safe_harbor_birth_year(date, date)
     TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.pseudonym(text, text) TO hipaa_admin, hipaa_app, hipaa_clinician;
+GRANT SELECT ON @extschema@.identifier_kinds, @extschema@.column_labels TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON @extschema@.column_labels TO hipaa_admin;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.label_column(regclass, name, text),
+    @extschema@.create_deidentified_view(regclass, name)
+    TO hipaa_admin;
+-- Generalized values only (a ZIP prefix, a year), for readers of views.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.deidentified_zip(@extschema@.encrypted_text),
+    @extschema@.deidentified_year(@extschema@.encrypted_date)
+    TO PUBLIC;
