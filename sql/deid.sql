@@ -14,9 +14,12 @@ SELECT r.prefix,
        hipaa_guard.safe_harbor_zip(lpad((r.prefix::int + 1)::text, 3, '0') || '42') AS above
   FROM hipaa_guard.restricted_zip3 r ORDER BY r.prefix;
 
--- ZIP+4, spaces, short and malformed values, NULL.
+-- ZIP+4, spaces, short and malformed values (NULL, never a guessed prefix),
+-- NULL, and no integer form that would drop a leading zero.
 SELECT z, hipaa_guard.safe_harbor_zip(z) AS zip3
-  FROM (VALUES ('02139-4307'), (' 68504 '), ('021'), ('02'), ('ABCDE'), ('6850A'), (''), (NULL)) AS v(z);
+  FROM (VALUES ('02139'), ('03601'), ('89301'), ('82301-1234'), ('02139-4307'), (' 68504 '),
+               ('0213'), ('2139'), ('021'), ('ABCDE'), ('6850A'), ('02139-43'), (''), (NULL)) AS v(z);
+SELECT hipaa_guard.safe_harbor_zip(2139);
 
 -- Dates keep the year only; leap days too.
 SELECT d, hipaa_guard.safe_harbor_date(d) AS year
@@ -35,6 +38,12 @@ SELECT birth, at, hipaa_guard.safe_harbor_age(birth, at) AS age,
                ('2026-12-04', '2026-12-04'),
                (NULL, '2026-12-04')) AS v(birth, at);
 SELECT hipaa_guard.safe_harbor_age('2026-12-04', '2026-12-03');
+-- The birth year goes once the years reach 90, even at age 89.
+SELECT d AS birth, hipaa_guard.safe_harbor_birth_year(d, '2026-12-04') AS birth_year,
+       hipaa_guard.safe_harbor_age(d, '2026-12-04') AS age
+  FROM (VALUES ('1961-04-02'::date), ('1937-12-04'), ('1936-12-05'), ('1936-12-04'),
+               ('1931-11-30'), ('2024-02-29')) AS v(d);
+SELECT hipaa_guard.safe_harbor_date('2024-03-15');
 
 -- Pseudonyms: stable for one key, different under another key, different
 -- for different values, not the blind index, and no plaintext inside.

@@ -16,19 +16,20 @@ SELECT p, '2000 Census'
                                '823', '830', '831', '878', '879', '884', '890', '893']) AS p;
 COMMENT ON TABLE @extschema@.restricted_zip3 IS 'ZIP prefixes that Safe Harbor turns into 000, with the census they come from';
 
--- The first three digits of a ZIP code, or 000 for a restricted prefix and
--- for anything that does not start with three digits (fail closed).
+-- The first three digits of a ZIP code, 000 for a restricted prefix, and NULL
+-- for anything that is not a 5-digit ZIP code or ZIP+4 (fail closed: a short
+-- value such as 2139 may have lost a leading zero, so its prefix is unknown).
 CREATE FUNCTION @extschema@.safe_harbor_zip(zip text) RETURNS text
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
 BEGIN ATOMIC
     SELECT CASE
-        WHEN pg_catalog.btrim(zip) OPERATOR(pg_catalog.!~) '^[0-9]{3}' THEN '000'
+        WHEN pg_catalog.btrim(zip) OPERATOR(pg_catalog.!~) '^[0-9]{5}(-[0-9]{4})?$' THEN NULL
         WHEN EXISTS (SELECT FROM @extschema@.restricted_zip3 AS r
                       WHERE r.prefix OPERATOR(pg_catalog.=) pg_catalog.left(pg_catalog.btrim(zip), 3)) THEN '000'
         ELSE pg_catalog.left(pg_catalog.btrim(zip), 3)
     END;
 END;
-COMMENT ON FUNCTION @extschema@.safe_harbor_zip(text) IS 'Safe Harbor ZIP: first three digits, 000 for restricted prefixes';
+COMMENT ON FUNCTION @extschema@.safe_harbor_zip(text) IS 'Safe Harbor ZIP: first three digits, 000 for restricted prefixes, NULL for malformed codes';
 
 -- The year of a date: every other element of a date goes.
 CREATE FUNCTION @extschema@.safe_harbor_date(d date) RETURNS integer
@@ -59,13 +60,15 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.safe_harbor_age(date, date) IS 'Safe Harbor age: whole years, or 90+ from 90 on';
 
--- The birth year, suppressed (NULL) for those 90 or older at the given date,
--- because such a year reveals an age over 89.
+-- The birth year, suppressed (NULL) when the years between it and the given
+-- date reach 90: the year alone then admits an age over 89, even for someone
+-- who is still 89.
 CREATE FUNCTION @extschema@.safe_harbor_birth_year(birth date, at date) RETURNS integer
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN CASE WHEN @extschema@.safe_harbor_age(birth, at) OPERATOR(pg_catalog.=) '90+' THEN NULL
+    RETURN CASE WHEN @extschema@.safe_harbor_date(at) OPERATOR(pg_catalog.-) @extschema@.safe_harbor_date(birth)
+                     OPERATOR(pg_catalog.>=) 90 THEN NULL
                 ELSE @extschema@.safe_harbor_date(birth) END;
-COMMENT ON FUNCTION @extschema@.safe_harbor_birth_year(date, date) IS 'Safe Harbor birth year: the year, or NULL for ages over 89';
+COMMENT ON FUNCTION @extschema@.safe_harbor_birth_year(date, date) IS 'Safe Harbor birth year: the year, or NULL when the year admits an age over 89';
 
 CREATE FUNCTION @extschema@.pseudonym(value text, key_name text) RETURNS text
     AS 'MODULE_PATHNAME', 'hg_pseudonym' LANGUAGE C STABLE PARALLEL SAFE;
