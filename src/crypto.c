@@ -38,6 +38,16 @@ typedef struct CipherState
 static CipherState enc_state;
 static CipherState dec_state;
 
+/* The HMAC context, kept like the cipher contexts for blind indexes. */
+typedef struct MacState
+{
+	EVP_MAC_CTX *ctx;
+	bool		keyed;
+	uint8_t		key[HG_KEY_LEN];
+} MacState;
+
+static MacState mac_state;
+
 static uint8_t nonce_pool[NONCE_POOL_NONCES * HG_NONCE_LEN];
 static int	nonce_pool_next = NONCE_POOL_NONCES;
 static pid_t nonce_pool_pid = 0;
@@ -170,25 +180,47 @@ HgCryptoStatus
 hg_hmac_sha256(const uint8_t *key, size_t key_len,
 			   const uint8_t *data, size_t data_len, uint8_t *mac)
 {
-	EVP_MAC_CTX *ctx;
 	OSSL_PARAM	params[2];
 	size_t		mac_len = 0;
-	bool		ok;
+	bool		same_key;
 
 	if (!fetch_algorithms())
 		return HG_CRYPTO_LIB_FAILED;
-	ctx = EVP_MAC_CTX_new(hmac);
-	if (ctx == NULL)
+	if (mac_state.ctx == NULL)
+	{
+		mac_state.ctx = EVP_MAC_CTX_new(hmac);
+		if (mac_state.ctx == NULL)
+			return HG_CRYPTO_LIB_FAILED;
+		mac_state.keyed = false;
+	}
+
+	/* Restarting under the key the context holds skips the key setup. */
+	same_key = mac_state.keyed && key_len == HG_KEY_LEN &&
+		CRYPTO_memcmp(mac_state.key, key, HG_KEY_LEN) == 0;
+	if (same_key)
+	{
+		if (EVP_MAC_init(mac_state.ctx, NULL, 0, NULL) != 1)
+			return HG_CRYPTO_LIB_FAILED;
+	}
+	else
+	{
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+													 (char *) "SHA256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		mac_state.keyed = false;
+		if (EVP_MAC_init(mac_state.ctx, key, key_len, params) != 1)
+			return HG_CRYPTO_LIB_FAILED;
+		if (key_len == HG_KEY_LEN)
+		{
+			memcpy(mac_state.key, key, HG_KEY_LEN);
+			mac_state.keyed = true;
+		}
+	}
+	if (EVP_MAC_update(mac_state.ctx, data, data_len) != 1 ||
+		EVP_MAC_final(mac_state.ctx, mac, &mac_len, HG_MAC_LEN) != 1 ||
+		mac_len != HG_MAC_LEN)
 		return HG_CRYPTO_LIB_FAILED;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-												 (char *) "SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	ok = EVP_MAC_init(ctx, key, key_len, params) == 1 &&
-		EVP_MAC_update(ctx, data, data_len) == 1 &&
-		EVP_MAC_final(ctx, mac, &mac_len, HG_MAC_LEN) == 1 &&
-		mac_len == HG_MAC_LEN;
-	EVP_MAC_CTX_free(ctx);
-	return ok ? HG_CRYPTO_OK : HG_CRYPTO_LIB_FAILED;
+	return HG_CRYPTO_OK;
 }
 
 /*
@@ -283,4 +315,9 @@ hg_crypto_forget_key(void)
 		states[i]->keyed = false;
 		hg_wipe(states[i]->key, HG_KEY_LEN);
 	}
+	if (mac_state.ctx != NULL)
+		EVP_MAC_CTX_free(mac_state.ctx);
+	mac_state.ctx = NULL;
+	mac_state.keyed = false;
+	hg_wipe(mac_state.key, HG_KEY_LEN);
 }

@@ -87,7 +87,7 @@ define_keyring_settings(void)
 	DefineCustomIntVariable("hipaa_guard.nonce_lease_size",
 							"Encryptions a session reserves from a key version's budget at a time.",
 							"Each reservation is one WAL-logged write; a crash forfeits the unused part.",
-							&hg_nonce_lease_size, 4096, 1, 1048576,
+							&hg_nonce_lease_size, 65536, 1, 1048576,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hipaa_guard.key_cache_size",
 							"Unwrapped data key versions each session keeps in memory.",

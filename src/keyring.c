@@ -78,7 +78,7 @@
 #define Anum_versions_fingerprint	6
 
 int			hg_rotate_after_encryptions = INT_MAX;
-int			hg_nonce_lease_size = 4096;
+int			hg_nonce_lease_size = 65536;
 int			hg_key_cache_size = 262144;
 
 typedef struct KeyringRels
