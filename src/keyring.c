@@ -405,12 +405,24 @@ hg_key_current_version(uint32 key_id)
 	return get_key_info(key_id, false)->current_version;
 }
 
+/*
+ * Name a key in a message.  A per-patient key's name contains the patient's
+ * identifier, which must not reach messages and logs, so it is named by id.
+ */
+static char *
+key_label(KeyInfo *info)
+{
+	if (strncmp(info->name, HG_PATIENT_KEY_PREFIX, strlen(HG_PATIENT_KEY_PREFIX)) == 0)
+		return psprintf("per-patient data key %u", info->key_id);
+	return psprintf("data key \"%s\"", info->name);
+}
+
 static void
 report_destroyed(KeyInfo *info)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("data key \"%s\" has been destroyed", info->name),
+			 errmsg("%s has been destroyed", key_label(info)),
 			 errdetail("Values encrypted under a destroyed key can never be decrypted again.")));
 }
 
@@ -540,8 +552,8 @@ get_version(uint32 key_id, uint32 version)
 	if (!exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("data key version %u of key \"%s\" does not exist", version,
-						get_key_info(key_id, false)->name)));
+				 errmsg("version %u of %s does not exist", version,
+						key_label(get_key_info(key_id, false)))));
 
 	if (hash_get_num_entries(key_versions) >= hg_key_cache_size)
 	{
@@ -958,7 +970,7 @@ report_retired(KeyInfo *info, uint32 version)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("data key \"%s\" version %u has been retired", info->name, version),
+			 errmsg("version %u of %s has been retired", version, key_label(info)),
 			 errdetail("The version was erased after every value under it had been re-encrypted; this value was not among them."),
 			 errhint("Restore the value from a source that holds it under a current key version.")));
 }
