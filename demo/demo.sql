@@ -2,8 +2,8 @@
 -- hipaa_guard demo on a Synthea CSV export (run by demo/run).
 --
 -- Loads patients, encounters and conditions with plain COPY into tables whose
--- identifiers are encrypted columns, then shows what each role sees, a blind
--- index lookup, a pg_dump without plaintext, a key rotation and the
+-- identifiers are encrypted columns, then shows what each role can read, a
+-- blind index lookup, a pg_dump without plaintext, a key rotation and the
 -- shredding of one patient's key.  psql variable: synthea_dir.
 --
 \set QUIET on
@@ -73,8 +73,8 @@ CREATE TABLE conditions (
     start date, stop date, patient text REFERENCES patients, encounter text,
     code text, description hipaa_guard.encrypted_text('phi'));
 
--- Each patient's identifiers under a key of their own, bound to the row;
--- encounter and condition text bound to the patient; a blind index on SSN.
+-- Each patient's identifiers go under a key of their own, bound to the row.
+-- Encounter and condition text is bound to the patient, and SSN gets a blind index.
 DO $$
 BEGIN
     PERFORM hipaa_guard.bind_columns('patients', 'id', per_patient_keys => true);

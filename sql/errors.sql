@@ -126,9 +126,9 @@ SELECT label, error_of(q) AS result FROM (VALUES
   ) AS cases(label, q);
 SELECT count(*) AS rows_kept FROM doomed_values;
 
--- COPY FROM never echoes a plaintext field or line: not in the message of a
--- field that is invalid for the base type, not in the CONTEXT of a field that
--- cannot be encrypted or of a row the trigger refuses.
+-- COPY FROM never echoes a plaintext field or line.  Neither the message of
+-- a field that is invalid for the base type nor the CONTEXT of a field that
+-- cannot be encrypted, or of a row the trigger rejects, quotes it.
 CREATE TABLE copy_errors (id int, born hipaa_guard.encrypted_date('err'), name hipaa_guard.encrypted_text('doomed'));
 COPY copy_errors (id, born) FROM STDIN WITH (FORMAT csv);
 1,1961-13-45
@@ -159,7 +159,7 @@ UPDATE reassigned SET v = v;
 SELECT hipaa_guard.decrypt(v) FROM reassigned;
 
 -- A destroy_key() whose transaction rolls back has still erased the key, and
--- the keys view says so.
+-- the keys view shows it as destroyed.
 SELECT hipaa_guard.create_key('rolled_back') > 0 AS created;
 BEGIN;
 SELECT hipaa_guard.destroy_key('rolled_back');

@@ -194,7 +194,7 @@ hg_hmac_sha256(const uint8_t *key, size_t key_len,
 		mac_state.keyed = false;
 	}
 
-	/* Restarting under the key the context holds skips the key setup. */
+	/* Restarting under the context's current key skips the key setup. */
 	same_key = mac_state.keyed && key_len == HG_KEY_LEN &&
 		CRYPTO_memcmp(mac_state.key, key, HG_KEY_LEN) == 0;
 	if (same_key)

@@ -13,12 +13,12 @@
  *
  * A column declares its key in its type modifier, for example
  * encrypted_text('phi').  The modifier is the key id, which survives
- * dump and restore because the keyring rows keep their ids.  Plaintext is
- * encrypted under that key by the assignment cast from the base type (INSERT,
- * UPDATE, bound text parameters) and by the input function when, and only
- * when, it is given the modifier of such a column, which PostgreSQL does
- * for COPY FROM alone.  Literals reach input functions with modifier -1, so
- * a plaintext literal is rejected instead of being stored or guessed at.
+ * dump and restore because the keyring rows keep their ids.  The assignment
+ * cast from the base type encrypts plaintext under that key (INSERT, UPDATE,
+ * bound text parameters).  The input function encrypts only when it is given
+ * the modifier of such a column, which PostgreSQL does for COPY FROM alone.
+ * Literals reach input functions with modifier -1, so a plaintext literal is
+ * rejected instead of being stored or guessed at.
  */
 #include "postgres.h"
 

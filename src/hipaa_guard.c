@@ -6,7 +6,7 @@
  * The library must be in shared_preload_libraries: that is where the master
  * key is read, before any client can connect, and where the keyring's lock is
  * allocated.  Loaded any other way, CREATE EXTENSION still works, but every
- * operation on keys fails with an error that asks for preloading.
+ * operation on keys fails with an error that calls for preloading.
  */
 #include "postgres.h"
 

@@ -7,13 +7,14 @@
  * Storage.  hipaa_guard.data_keys has one row per key: name, state, current
  * version.  hipaa_guard.data_key_versions has one row per key version, with
  * the count of encryptions made under it and the key wrapped: AES-256-GCM
- * under a key derived from the master key, bound to key id and version.  Version
- * rows are never updated by ordinary UPDATEs: their count, their wrapped bytes
+ * under a key derived from the master key, bound to key id and version.
+ *
+ * Version rows are never changed by UPDATE.  Their count, their wrapped bytes
  * (rewrap) and their erasure (destroy) are written in place, so that exactly
- * one physical copy of each wrapped key exists in the table and a destroyed
+ * one physical copy of each wrapped key exists in the table, and a destroyed
  * key leaves no dead tuple behind.  In-place writes are WAL-logged, so they
- * survive a crash and reach standbys; HgKeyringLock serializes them, because
- * each one rewrites the whole tuple.
+ * survive a crash and reach standbys.  The LWLock of the "hipaa_guard_keyring"
+ * tranche serializes them, because each one rewrites a whole tuple.
  *
  * Nonce budget.  Random 96-bit nonces allow 2^32 encryptions per key (NIST
  * SP 800-38D, 8.3).  A backend takes a lease of hipaa_guard.nonce_lease_size
