@@ -1,7 +1,7 @@
 /*
  * crypto.h
  *		Thin wrappers over OpenSSL EVP: AES-256-GCM, HMAC-SHA-256, HKDF,
- *		random bytes and wiping.  Nothing here knows about SQL.
+ *		random bytes and wiping.  Nothing here depends on SQL.
  */
 #ifndef HG_CRYPTO_H
 #define HG_CRYPTO_H

@@ -385,13 +385,13 @@ read_copy_field(HgTypeCode code, char *str, int32 typmod, volatile bool *parsed)
 void
 hg_strip_copy_values(ErrorData *edata)
 {
-	StringInfoData kept;
+	StringInfoData kept_lines;
 	char	   *line;
 	char	   *next;
 
 	if (edata->context == NULL)
 		return;
-	initStringInfo(&kept);
+	initStringInfo(&kept_lines);
 	for (line = edata->context; line != NULL && *line != '\0'; line = next)
 	{
 		char	   *end = strchr(line, '\n');
@@ -405,9 +405,9 @@ hg_strip_copy_values(ErrorData *edata)
 		quote = strstr(line, ": \"");
 		if (quote != NULL)
 			*quote = '\0';
-		appendStringInfo(&kept, "%s%s", kept.len > 0 ? "\n" : "", line);
+		appendStringInfo(&kept_lines, "%s%s", kept_lines.len > 0 ? "\n" : "", line);
 	}
-	edata->context = kept.len > 0 ? kept.data : NULL;
+	edata->context = kept_lines.len > 0 ? kept_lines.data : NULL;
 }
 
 /*

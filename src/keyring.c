@@ -26,7 +26,7 @@
  * Cache.  Each process keeps unwrapped keys in a hash table in its own memory.
  * Every change to the keyring sends a relcache invalidation for data_keys at
  * commit; the callback only marks the cache stale, and the next keyring call
- * flushes it, because the callback can fire while a caller still holds a
+ * flushes it, because the callback can fire while a caller still has a
  * pointer into the cache.  Flushing wipes every key.
  *
  * Writes go through SPI as the owner of the keyring tables with search_path

@@ -12,9 +12,9 @@
  * Only the derived keys are kept: the raw key is wiped right after derivation.
  *
  * A missing or malformed key does not stop the server, because data that is
- * not encrypted must stay available; every use of a key then fails with an
- * error that says why (see hg_masterkey_current).  No message ever contains
- * key material: at most the length or the character position of a problem.
+ * not encrypted must stay available.  Every use of a key then fails with an
+ * error whose detail gives the reason (see hg_masterkey_current).  No message
+ * contains key material: at most the key's length.
  */
 #include "postgres.h"
 

@@ -12,10 +12,10 @@
  * text form of the row key column, an identifier that survives dump, restore
  * and renames, unlike an OID or an attribute number.
  *
- * A value bound to another row is rejected, except on an UPDATE that leaves
- * the value itself unchanged and changes the row key: that value is bound
- * again to the new key, so that changing a patient id never leaves values that
- * no longer decrypt.
+ * A value bound to another row is rejected, except on an UPDATE that changes
+ * the row key and leaves the value itself unchanged.  Such a value is bound
+ * again to the new key, so that changing a patient id never leaves values
+ * that no longer decrypt.
  *
  * Trigger arguments, written by the SQL helpers: row key column ('' for
  * none), per-patient keys ('t' or 'f'), then triples of encrypted column,
@@ -224,6 +224,37 @@ blind_index_of(bytea *value, const char *key_name)
 	return result;
 }
 
+/* Whether an attribute has the same bytes (or is NULL) in both tuples. */
+static bool
+same_attribute(HeapTuple a, HeapTuple b, int attnum, TupleDesc desc)
+{
+	bool		a_null;
+	bool		b_null;
+	Datum		a_value = heap_getattr(a, attnum, desc, &a_null);
+	Datum		b_value = heap_getattr(b, attnum, desc, &b_null);
+
+	if (a_null || b_null)
+		return a_null && b_null;
+	return same_bytes(DatumGetByteaPP(a_value), DatumGetByteaPP(b_value));
+}
+
+/*
+ * Whether an UPDATE left blind index i as it was computed: the encrypted
+ * value and a filled index column both unchanged.  Recomputing it would
+ * decrypt the value and compute the HMAC again for the same result.
+ */
+static bool
+index_still_valid(TriggerPlan *plan, int i, HeapTuple oldtuple,
+				  HeapTuple newtuple, TupleDesc desc)
+{
+	bool		isnull;
+
+	(void) heap_getattr(oldtuple, plan->index_target[i], desc, &isnull);
+	return !isnull &&
+		same_attribute(oldtuple, newtuple, plan->index_source[i], desc) &&
+		same_attribute(oldtuple, newtuple, plan->index_target[i], desc);
+}
+
 /*
  * Apply the declaration to one new row.  COPY's error context prints the
  * whole input line, plaintext included, so an error raised while doing so
@@ -341,6 +372,8 @@ process_row(FunctionCallInfo fcinfo)
 		bool		isnull;
 		Datum		value = heap_getattr(newtuple, plan->index_source[i], desc, &isnull);
 
+		if (oldtuple != NULL && index_still_valid(plan, i, oldtuple, newtuple, desc))
+			continue;
 		cols[nchanged] = plan->index_target[i];
 		nulls[nchanged] = isnull;
 		values[nchanged++] = isnull ? (Datum) 0 :

@@ -213,10 +213,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('Only versions older than the current version %s can be retired.', current);
     END IF;
-    -- A transaction that began before this one may still hold the old version
-    -- as current in its key cache; transactions that begin later read the
-    -- rotation first.  Wait for the older ones, so that none writes a value
-    -- under the version after it was counted.
+    -- A transaction that began before this one may still use the old version
+    -- from its key cache, while later ones read the rotation first.  Waiting
+    -- for the older ones ensures none writes under the version once counted.
     WHILE EXISTS (SELECT FROM pg_stat_activity AS a
                    WHERE a.pid <> pg_backend_pid() AND a.datname = current_database()
                      AND a.xact_start < transaction_timestamp()) LOOP

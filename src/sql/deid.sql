@@ -16,9 +16,9 @@ SELECT p, '2000 Census'
                                '823', '830', '831', '878', '879', '884', '890', '893']) AS p;
 COMMENT ON TABLE @extschema@.restricted_zip3 IS 'ZIP prefixes that Safe Harbor turns into 000, with the census they come from';
 
--- The first three digits of a ZIP code, 000 for a restricted prefix, and NULL
--- for anything that is not a 5-digit ZIP code or ZIP+4 (fail closed: a short
--- value such as 2139 may have lost a leading zero, so its prefix is unknown).
+-- The first three digits of a ZIP code, or 000 for a restricted prefix.
+-- Anything that is not a 5-digit ZIP code or ZIP+4 gives NULL, because a short
+-- value such as 2139 may have lost a leading zero and its prefix is unknown.
 CREATE FUNCTION @extschema@.safe_harbor_zip(zip text) RETURNS text
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
 BEGIN ATOMIC
@@ -145,6 +145,9 @@ COMMENT ON FUNCTION @extschema@.label_column(regclass, name, text) IS 'Label a c
 -- Generalizations of encrypted values for de-identified views.  They run as
 -- the extension owner, so that readers of such a view need no decrypt grant,
 -- and they return only what Safe Harbor allows to be disclosed.
+-- NOTE: PostgreSQL checks EXECUTE on functions in a view against the reader,
+-- so these are granted to PUBLIC: anyone who can read an encrypted value can
+-- learn its ZIP prefix or year this way.
 CREATE FUNCTION @extschema@.deidentified_zip(value @extschema@.encrypted_text) RETURNS text
     LANGUAGE sql STABLE STRICT SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp

@@ -1,6 +1,6 @@
 
--- Least privilege: nothing is granted to PUBLIC but the schema (so that the
--- types can be named) and the functions that reveal nothing.
+-- PUBLIC gets only the schema, so that the types can be named, and the
+-- functions that reveal nothing.  Each other function goes to the roles that need it.
 REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;

@@ -1,7 +1,7 @@
 
--- The keyring.  Data keys are stored only wrapped under the master key;
--- version rows are written once and then changed only in place by the C
--- code (nonce budget, rewrap, destroy), never by UPDATE.
+-- The keyring.  Data keys are stored only wrapped under the master key.
+-- Version rows are written once, then changed only in place by the C code
+-- (nonce budget, rewrap, destroy), never by UPDATE.
 CREATE SEQUENCE @extschema@.data_keys_key_id_seq AS integer;
 
 CREATE TABLE @extschema@.data_keys (

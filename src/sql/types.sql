@@ -1,6 +1,6 @@
 
--- Encrypted types.  Text and binary I/O carry the envelope only; the output
--- function never decrypts.  The type modifier holds the column's key.
+-- Encrypted types.  Text and binary I/O carry the envelope only, and the output
+-- function never decrypts.  The type modifier is the column's key id.
 CREATE FUNCTION @extschema@.encrypted_typmod_in(cstring[]) RETURNS integer
     AS 'MODULE_PATHNAME', 'encrypted_typmod_in' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION @extschema@.encrypted_typmod_out(integer) RETURNS cstring
