@@ -1,9 +1,19 @@
 /*
  * hipaa_guard.h
- *		Module-wide state: whether the library was preloaded.
+ *		Module-wide state: whether the library was preloaded, and the
+ *		advisory locks the extension takes.
  */
 #ifndef HG_HIPAA_GUARD_H
 #define HG_HIPAA_GUARD_H
+
+/*
+ * Advisory locks, in the two-integer form, so that they show in pg_locks
+ * as (classid, objid) = (HG_ADVISORY_LOCK_CLASS, id).  The SQL scripts name
+ * the same numbers.
+ */
+#define HG_ADVISORY_LOCK_CLASS	1751580672	/* 0x68670000, "hg" */
+#define HG_PURGE_LOCK_ID		1	/* one retention purge per database */
+#define HG_HOLD_LOCK_ID			2	/* legal holds against purge batches */
 
 extern void hg_require_preloaded(void);
 

@@ -244,4 +244,3 @@ $$;
 COMMENT ON FUNCTION @extschema@.retire_key_version(text, integer) IS 'Erase an old key version once no value in the database uses it';
 REVOKE EXECUTE ON FUNCTION @extschema@.erase_key_version(text, integer), @extschema@.retire_key_version(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.retire_key_version(text, integer) TO hipaa_admin;
-GRANT EXECUTE ON FUNCTION @extschema@.require_own_transaction(text) TO PUBLIC;

@@ -57,6 +57,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.set_row_trigger(regclass, text[]), @extschema@.check_column(regclass, name)
     TO hipaa_admin;
 GRANT EXECUTE ON PROCEDURE @extschema@.reencrypt(regclass, integer) TO hipaa_admin;
+-- Only checks whether the caller is in a transaction block.
+GRANT EXECUTE ON FUNCTION @extschema@.require_own_transaction(text) TO PUBLIC;
 GRANT SELECT ON @extschema@.keys, @extschema@.encrypted_columns TO hipaa_admin, hipaa_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.master_key_status() TO hipaa_auditor;
 
@@ -79,3 +81,24 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.deidentified_zip(@extschema@.encrypted_text),
     @extschema@.deidentified_year(@extschema@.encrypted_date)
     TO PUBLIC;
+
+-- Retention: hipaa_admin configures and purges, through functions that log
+-- each change; nobody writes the tables directly.  Auditors read the views.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.retention_cutoff(interval, timestamptz),
+    @extschema@.hold_is_active(@extschema@.legal_hold_records),
+    @extschema@.deidentify_date(date, date), @extschema@.deidentify_zip(text)
+    TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.patient_column(regclass) TO hipaa_admin, hipaa_auditor;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.set_retention(regclass, name, interval, text), @extschema@.drop_retention(regclass),
+    @extschema@.set_patient_column(regclass, name),
+    @extschema@.legal_hold(regclass, text, text, timestamptz), @extschema@.release_hold(bigint, text),
+    @extschema@.purge_due(), @extschema@.purge_policies(), @extschema@.purge_begin(regclass),
+    @extschema@.purge_step(bigint, integer), @extschema@.purge_finish(bigint, text),
+    @extschema@.purge_lock(), @extschema@.purge_unlock()
+    TO hipaa_admin;
+GRANT EXECUTE ON PROCEDURE @extschema@.purge(boolean, integer) TO hipaa_admin;
+GRANT SELECT ON @extschema@.patient_columns, @extschema@.retention_log, @extschema@.purge_receipt_batches,
+    @extschema@.retention_policies, @extschema@.legal_holds, @extschema@.purge_receipts
+    TO hipaa_admin, hipaa_auditor;
