@@ -17,7 +17,8 @@ OBJS = \
 	src/keyfuncs.o \
 	src/keytext.o \
 	src/deid.o \
-	src/retention.o
+	src/retention.o \
+	src/worker.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log

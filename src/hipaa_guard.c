@@ -20,6 +20,7 @@
 #include "hipaa_guard.h"
 #include "keyring.h"
 #include "masterkey.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -96,10 +97,26 @@ define_keyring_settings(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
+/*
+ * Define the purge schedule.  It is defined even when the library is not
+ * preloaded, so that SHOW works, although only a preloaded library runs the
+ * launcher that reads it.
+ */
+static void
+define_worker_settings(void)
+{
+	DefineCustomIntVariable("hipaa_guard.purge_naptime",
+							"Time between scheduled purge rounds.",
+							"Each round calls hipaa_guard.purge() in every database where the extension is installed. 0 disables scheduled purges.",
+							&hg_purge_naptime, 3600, 0, 31 * 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+}
+
 void
 _PG_init(void)
 {
 	define_keyring_settings();
+	define_worker_settings();
 	hg_keyring_init();
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -113,4 +130,5 @@ _PG_init(void)
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = hg_shmem_request;
 	hg_masterkey_load_all();
+	hg_worker_register();
 }
