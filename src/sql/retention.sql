@@ -5,8 +5,8 @@
 -- age column is older than the policy's keep and no active hold covers it.
 -- Cutoffs are computed in UTC, and date and timestamp columns are read as UTC,
 -- so that no session's TimeZone moves them.  Configuration changes go through
--- SECURITY DEFINER functions that only hipaa_admin may call, and each leaves
--- a row in retention_log; no role is granted write access to the tables.
+-- SECURITY DEFINER functions that only hipaa_admin may call, and each change
+-- leaves a row in retention_log.  No role may write to the tables directly.
 
 CREATE TABLE @extschema@.retention_config (
     tbl regclass NOT NULL,
@@ -483,10 +483,10 @@ SELECT c.tbl AS table_name,
   FROM @extschema@.retention_config AS c;
 COMMENT ON VIEW @extschema@.retention_policies IS 'Retention policies, with the cutoff a purge would use now and the holds in force';
 
--- A receipt is running while its runner holds the purge lock and has not
--- started a later receipt; a receipt left unfinished otherwise was
--- interrupted (crash, cancel, lost connection) and the next purge goes on
--- from what it committed.
+-- A receipt is running while its runner has the purge lock and has not
+-- started a later receipt.  Any other unfinished receipt was interrupted (by a
+-- crash, a cancel or a lost connection), and the next purge goes on from what
+-- it committed.
 CREATE VIEW @extschema@.purge_receipts AS
 SELECT r.receipt_id,
        r.table_name,
@@ -777,8 +777,8 @@ $$;
 
 -- One batch of a shred policy: destroy the keys of up to batch_size expired
 -- patients.  destroy_key() erases at once, even if this transaction then
--- aborts; the key's state row rolls back with it, so the next purge finds
--- the patient again and records the destruction in its receipt.
+-- aborts.  The key's state row rolls back with the transaction, so the next
+-- purge finds the patient again and records the destruction in its receipt.
 CREATE FUNCTION @extschema@.purge_shred_step(r @extschema@.purge_receipt_log, batch_size integer) RETURNS boolean
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -799,7 +799,7 @@ BEGIN
                    candidates)
        INTO patients, rows_in_batch USING holds.whole_table, holds.patients, batch_size;
     IF patients IS NULL THEN
-        -- Done: count once what the holds kept.
+        -- Done: count the held rows once.
         EXECUTE format('SELECT COALESCE(sum(c.n), 0) FROM (%s) AS c WHERE $1 OR c.p = ANY ($2)', candidates)
            INTO held USING holds.whole_table, holds.patients;
         PERFORM @extschema@.purge_record(r.receipt_id, 0, held, NULL, r.leaf_index + 1, 0);
@@ -877,7 +877,7 @@ BEGIN
            AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database AS d
                                                   WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
         RAISE NOTICE 'purge skipped: another purge is running in this database'
-            USING DETAIL = pg_catalog.format('Process %s holds the purge lock.', holder);
+            USING DETAIL = pg_catalog.format('The purge lock is taken by process %s.', holder);
         RETURN;
     END IF;
     FOR tbl IN SELECT * FROM @extschema@.purge_policies()
