@@ -165,5 +165,59 @@ SELECT count(*) AS other_patients, count(hipaa_guard.decrypt(last)) AS still_rea
   FROM patients WHERE id <> :'shredded_id';
 SELECT name, state, destroyed IS NOT NULL AS erased FROM hipaa_guard.keys
  WHERE name = hipaa_guard.patient_key_name(:'shredded_id');
+
+\echo
+\echo '== Step 7. Retention: encounters are kept 7 years after they end, one patient is on legal hold'
+SELECT hipaa_guard.set_retention('encounters', 'stop', interval '7 years');
+SELECT hipaa_guard.set_patient_column('encounters', 'patient');
+SELECT table_name, age_column, keep, action, patient_column FROM hipaa_guard.retention_policies;
+SELECT patient AS held_patient FROM encounters
+ WHERE stop < hipaa_guard.retention_cutoff(interval '7 years', now())
+ GROUP BY patient ORDER BY count(*) DESC, patient LIMIT 1 \gset
+SELECT hipaa_guard.legal_hold('encounters', :'held_patient',
+                              'Demo matter 2026-CV-0001: records preserved for litigation') AS hold_id \gset
+SELECT hold_id, table_name, patient, reason, active FROM hipaa_guard.legal_holds;
+\echo 'A dry run counts and changes nothing:'
+SET client_min_messages = notice;
+CALL hipaa_guard.purge(dry_run => true);
+\echo 'The purge, in committed batches:'
+CALL hipaa_guard.purge(batch_size => 1000);
+SET client_min_messages = warning;
+SELECT table_name, action, cutoff, rows_purged, rows_held, batches, status, run_by,
+       encode(keys_digest, 'hex') AS keys_digest
+  FROM hipaa_guard.purge_receipts ORDER BY receipt_id;
+SELECT count(*) FILTER (WHERE stop < hipaa_guard.retention_cutoff(interval '7 years', now())) AS expired_left,
+       count(*) FILTER (WHERE stop < hipaa_guard.retention_cutoff(interval '7 years', now())
+                          AND patient = :'held_patient') AS held_left,
+       count(*) AS encounters_left
+  FROM encounters;
+\echo 'A second purge at once finds nothing to do:'
+SET client_min_messages = notice;
+CALL hipaa_guard.purge();
+SET client_min_messages = warning;
+
+\echo
+\echo '== Step 8. A de-identified view of the patients, built from column labels (Safe Harbor)'
+SELECT count(hipaa_guard.label_column('patients', c, k)) AS labelled_columns
+  FROM (VALUES ('id', 'medical_record_number'), ('birthdate', 'dates'), ('deathdate', 'dates'),
+               ('ssn', 'ssn'), ('drivers', 'licence_number'), ('passport', 'other_unique_id'),
+               ('prefix', 'quasi'), ('first', 'names'), ('last', 'names'), ('suffix', 'quasi'),
+               ('maiden', 'names'), ('marital', 'quasi'), ('race', 'quasi'), ('ethnicity', 'quasi'),
+               ('gender', 'quasi'), ('birthplace', 'geographic'), ('address', 'geographic'),
+               ('city', 'geographic'), ('state', 'not_identifying'), ('county', 'geographic'),
+               ('fips', 'geographic'), ('zip', 'zip'), ('lat', 'geographic'), ('lon', 'geographic'),
+               ('healthcare_expenses', 'not_identifying'), ('healthcare_coverage', 'not_identifying'),
+               ('income', 'quasi')) AS labels(c, k);
+\echo 'ssn_index has no label, so the view leaves it out (fail closed).'
+SELECT hipaa_guard.create_deidentified_view('patients', 'patients_deidentified');
+GRANT SELECT ON patients_deidentified TO demo_reader;
+SET ROLE demo_reader;
+\echo 'As demo_reader, who cannot decrypt (the shredded patient of step 6 shows NULL ZIP and birth year):'
+SELECT * FROM patients_deidentified ORDER BY birthdate NULLS FIRST, zip LIMIT 5;
+SELECT count(*) AS patients, count(zip) AS with_zip3, count(*) FILTER (WHERE zip = '000') AS restricted_zip,
+       count(*) FILTER (WHERE birthdate IS NULL) AS birth_year_suppressed
+  FROM patients_deidentified;
+RESET ROLE;
+
 \echo
 \echo 'Demo finished.'

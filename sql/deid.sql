@@ -113,6 +113,18 @@ SELECT zip, birth FROM deid_patients_view ORDER BY gender;
 SELECT * FROM deid_patients;
 RESET ROLE;
 
+-- A value whose key was destroyed shows as NULL in the view, not as an error.
+SELECT hipaa_guard.create_key('deid_gone') > 0 AS created;
+CREATE TABLE deid_gone (id int, zip hipaa_guard.encrypted_text('deid_gone'), born hipaa_guard.encrypted_date('deid_gone'));
+INSERT INTO deid_gone VALUES (1, '02139'::text, '1961-04-02'::date);
+SELECT hipaa_guard.label_column('deid_gone', 'id', 'not_identifying');
+SELECT hipaa_guard.label_column('deid_gone', 'zip', 'zip');
+SELECT hipaa_guard.label_column('deid_gone', 'born', 'dates');
+SELECT hipaa_guard.create_deidentified_view('deid_gone', 'deid_gone_view');
+SELECT * FROM deid_gone_view;
+SELECT hipaa_guard.destroy_key('deid_gone');
+SELECT * FROM deid_gone_view;
+
 -- Refusals.
 SELECT hipaa_guard.label_column('deid_patients', 'notes', 'free_text');
 SELECT hipaa_guard.label_column('deid_patients', 'no_such_column', 'names');
@@ -126,5 +138,5 @@ SET ROLE regress_deid_nobody;
 SELECT hipaa_guard.label_column('deid_patients', 'notes', 'not_identifying');
 RESET ROLE;
 
-DROP TABLE deid_patients, deid_unlabelled CASCADE;
+DROP TABLE deid_patients, deid_unlabelled, deid_gone CASCADE;
 DROP ROLE regress_deid_nobody;

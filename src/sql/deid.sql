@@ -148,14 +148,22 @@ COMMENT ON FUNCTION @extschema@.label_column(regclass, name, text) IS 'Label a c
 -- NOTE: PostgreSQL checks EXECUTE on functions in a view against the reader,
 -- so these are granted to PUBLIC: anyone who can read an encrypted value can
 -- learn its ZIP prefix or year this way.
+-- A value whose key was destroyed (shredded) is gone for good, so these
+-- return NULL for it rather than break the whole view.
+CREATE FUNCTION @extschema@.key_destroyed(key_name text) RETURNS boolean
+    LANGUAGE sql STABLE STRICT
+    RETURN COALESCE((SELECT k.state OPERATOR(pg_catalog.=) 'destroyed' FROM @extschema@.data_keys AS k
+                      WHERE k.name OPERATOR(pg_catalog.=) key_name), false);
 CREATE FUNCTION @extschema@.deidentified_zip(value @extschema@.encrypted_text) RETURNS text
     LANGUAGE sql STABLE STRICT SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    RETURN @extschema@.safe_harbor_zip(@extschema@.decrypt(value));
+    RETURN CASE WHEN @extschema@.key_destroyed(@extschema@.key_name(value)) THEN NULL
+                ELSE @extschema@.safe_harbor_zip(@extschema@.decrypt(value)) END;
 CREATE FUNCTION @extschema@.deidentified_year(value @extschema@.encrypted_date) RETURNS integer
     LANGUAGE sql STABLE STRICT SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    RETURN @extschema@.safe_harbor_birth_year(@extschema@.decrypt(value), CURRENT_DATE);
+    RETURN CASE WHEN @extschema@.key_destroyed(@extschema@.key_name(value)) THEN NULL
+                ELSE @extschema@.safe_harbor_birth_year(@extschema@.decrypt(value), CURRENT_DATE) END;
 
 -- Build a security-barrier view, in tbl's schema, that removes or generalizes every
 -- labelled identifier and leaves out every unlabelled column (fail closed).
