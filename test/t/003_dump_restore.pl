@@ -76,6 +76,12 @@ INSERT INTO notes VALUES
     (1, 'P001', '$note{1}'::text, '{"code": "Z00"}'::jsonb, '\\x0102'::bytea),
     (2, 'P001', '$note{2}'::text, '{"code": "Z01"}'::jsonb, '\\x0304'::bytea),
     (3, 'P002', '$note{3}'::text, NULL, NULL);
+CREATE TABLE visits (visit_id integer PRIMARY KEY, patient_id text, seen date);
+INSERT INTO visits VALUES (1, 'P001', '2001-01-01'), (2, 'P002', '2001-01-01'), (3, 'P003', current_date);
+SELECT hipaa_guard.set_retention('visits', 'seen', interval '6 years');
+SELECT hipaa_guard.set_patient_column('visits', 'patient_id');
+SELECT hipaa_guard.legal_hold('visits', 'P001', 'Case 2026-CV-0042, kept across restores');
+CALL hipaa_guard.purge();
 });
 
 my %queries = (
@@ -96,7 +102,14 @@ SELECT 'patients', patient_id, hipaa_guard.row_key(ssn), hipaa_guard.key_name(ss
   FROM patients
 UNION ALL
 SELECT 'notes', patient_id, hipaa_guard.row_key(body), hipaa_guard.key_name(body)
-  FROM notes ORDER BY 1, 2, 3},);
+  FROM notes ORDER BY 1, 2, 3},
+	retention => q{
+SELECT table_name, age_column, keep, action, patient_column FROM hipaa_guard.retention_policies;
+SELECT hold_id, table_name, patient, reason, active FROM hipaa_guard.legal_holds;
+SELECT receipt_id, table_name, rows_purged, rows_held, encode(keys_digest, 'hex'), status
+  FROM hipaa_guard.purge_receipts;
+SELECT change_id, change, table_name FROM hipaa_guard.retention_log ORDER BY 1;
+SELECT visit_id FROM visits ORDER BY 1},);
 
 my %expected;
 for my $name (sort keys %queries)
@@ -119,6 +132,10 @@ like(
 	$expected{binding},
 	qr/^patients\|P002\|P002\|phi$/m,
 	'source: patients bound to row');
+like(
+	$expected{retention},
+	qr/^1\|public\.visits\|1\|1\|[0-9a-f]{64}\|completed$/m,
+	'source: purge receipt');
 
 # Binary COPY carries the envelope as it is, in both directions.
 my $binary_file = "$tempdir/notes.bin";
