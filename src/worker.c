@@ -7,9 +7,10 @@
  * library is preloaded, so a server has exactly one.  It connects to no
  * database, which lets it read the shared catalog pg_database and nothing
  * else.  A round is due hipaa_guard.purge_naptime after the previous round
- * started.  The first one is due a naptime after the launcher starts, so a
- * server that restarts does not purge at once.  NOTE: a server that restarts
- * more often than the naptime therefore never runs a scheduled purge.  In a
+ * started.  The first one is due a minute after the launcher starts (or a
+ * naptime, if shorter): not at once, so that a purge that crashes the server
+ * does not run again the moment it restarts, yet soon enough that a server
+ * restarted more often than the naptime still purges.  In a
  * round the launcher starts one purge worker for each database that accepts
  * connections, one after another, and waits for each to exit.  A round
  * therefore uses one worker slot, and only one scheduled purge at a time
@@ -80,6 +81,9 @@
 
 /* Seconds between purge rounds, or 0 to disable scheduled purges. */
 int			hg_purge_naptime = 3600;
+
+/* Delay of the first round after the launcher starts, at most a naptime. */
+#define FIRST_ROUND_DELAY_MS	60000
 
 /*
  * Whether the launcher has warned that no worker slot was free.  It warns
@@ -255,6 +259,19 @@ ms_until_next_round(TimestampTz last_round_start)
 }
 
 /*
+ * Return the start time of an imagined previous round that makes the first
+ * round due FIRST_ROUND_DELAY_MS from now, or a naptime from now if shorter.
+ */
+static TimestampTz
+first_round_base(void)
+{
+	int64		naptime_ms = (int64) hg_purge_naptime * 1000;
+
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+									   -(naptime_ms - Min(naptime_ms, FIRST_ROUND_DELAY_MS)));
+}
+
+/*
  * Main function of the launcher.  A SIGTERM that arrives while a purge worker
  * runs takes effect when that worker exits.  At server shutdown the postmaster
  * stops the purge worker too.  To stop scheduled purges without a restart,
@@ -275,7 +292,7 @@ hg_launcher_main(Datum main_arg)
 	round_context = AllocSetContextCreate(TopMemoryContext,
 										  "hipaa_guard launcher round",
 										  ALLOCSET_DEFAULT_SIZES);
-	last_round_start = GetCurrentTimestamp();
+	last_round_start = first_round_base();
 
 	for (;;)
 	{
