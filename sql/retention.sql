@@ -255,5 +255,43 @@ SELECT count(*) AS fine_left FROM ret_fine;
 SELECT keys_digest = sha256(sha256(convert_to(E'1\n', 'UTF8'))) AS digest_recomputed
   FROM hipaa_guard.purge_receipts WHERE table_name = 'public.ret_fine';
 
-DROP TABLE ret_visits, ret_nokey, ret_dates, ret_parts, ret_people, ret_charts, ret_broken, ret_fine CASCADE;
+SELECT hipaa_guard.drop_retention('ret_broken'), hipaa_guard.drop_retention('ret_fine');
+
+-- Purges read and change tables as hipaa_purger, not as the extension owner:
+-- a trigger of the table's owner runs with that role's rights only, and a
+-- table under forced row level security is still purged.
+CREATE TABLE ret_trigger_log (who name, allowed boolean);
+GRANT INSERT ON ret_trigger_log TO PUBLIC;
+CREATE TABLE ret_guarded (id int PRIMARY KEY, seen date);
+INSERT INTO ret_guarded VALUES (1, '2000-01-01'), (2, current_date);
+CREATE FUNCTION ret_note_user() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ret_trigger_log VALUES (current_user, has_table_privilege('pg_authid', 'SELECT'));
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER ret_note_user BEFORE DELETE ON ret_guarded FOR EACH ROW EXECUTE FUNCTION ret_note_user();
+ALTER TABLE ret_guarded ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY ret_nobody ON ret_guarded USING (false);
+SELECT hipaa_guard.set_retention('ret_guarded', 'seen', interval '1 year');
+SELECT polname, polroles::regrole[] FROM pg_policy WHERE polrelid = 'ret_guarded'::regclass ORDER BY 1;
+CALL hipaa_guard.purge();
+SELECT who, allowed FROM ret_trigger_log;
+SELECT id FROM ret_guarded;
+-- A trigger that needs more than the purger has makes the purge fail loudly.
+CREATE OR REPLACE FUNCTION ret_note_user() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count(*) FROM pg_authid;
+    RETURN OLD;
+END
+$$;
+INSERT INTO ret_guarded VALUES (3, '2000-01-01');
+CALL hipaa_guard.purge();
+SELECT id FROM ret_guarded ORDER BY id;
+SELECT hipaa_guard.drop_retention('ret_guarded');
+SELECT polname FROM pg_policy WHERE polrelid = 'ret_guarded'::regclass ORDER BY 1;
+SELECT has_table_privilege('hipaa_purger', 'ret_guarded', 'DELETE') AS purger_can_delete;
+
+DROP TABLE ret_visits, ret_nokey, ret_trigger_log, ret_guarded, ret_dates, ret_parts, ret_people, ret_charts, ret_broken, ret_fine CASCADE;
+DROP FUNCTION ret_note_user();
 DROP ROLE regress_ret_admin, regress_ret_clinician, regress_ret_auditor;

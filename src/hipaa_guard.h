@@ -15,6 +15,9 @@
 #define HG_PURGE_LOCK_ID		1	/* one retention purge per database */
 #define HG_HOLD_LOCK_ID			2	/* legal holds against purge batches */
 
+/* The role under which purges read and change the purged tables. */
+#define HG_PURGER_ROLE "hipaa_purger"
+
 extern void hg_require_preloaded(void);
 
 #endif							/* HG_HIPAA_GUARD_H */

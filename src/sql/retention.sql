@@ -88,6 +88,7 @@ CREATE TABLE @extschema@.purge_receipt_log (
     batches integer NOT NULL DEFAULT 0,
     leaf_index integer NOT NULL DEFAULT 1,
     next_block bigint NOT NULL DEFAULT 0,
+    resume_after text,
     error text,
     CONSTRAINT purge_receipt_log_pkey PRIMARY KEY (receipt_id)
 );
@@ -338,6 +339,7 @@ CREATE FUNCTION @extschema@.set_retention(tbl regclass, age_column name, keep in
 AS $$
 BEGIN
     PERFORM @extschema@.check_retention(tbl, age_column, keep, action);
+    PERFORM @extschema@.grant_purger(tbl);
     INSERT INTO @extschema@.retention_config AS c (tbl, age_column, keep, action)
     VALUES (set_retention.tbl, set_retention.age_column, set_retention.keep, set_retention.action)
     ON CONFLICT ON CONSTRAINT retention_config_pkey DO UPDATE
@@ -361,6 +363,7 @@ BEGIN
         RAISE EXCEPTION 'table "%" has no retention policy', tbl
             USING ERRCODE = 'undefined_object';
     END IF;
+    PERFORM @extschema@.revoke_purger(tbl);
     PERFORM @extschema@.log_retention_change('drop_retention', tbl,
         jsonb_build_object('age_column', old.age_column, 'keep', old.keep::text, 'action', old.action));
 END
@@ -556,16 +559,76 @@ BEGIN ATOMIC
                   ORDER BY c.oid);
 END;
 
--- Patients whose rows in tbl are all expired and whose key is still live,
--- with their row counts: the candidates of a shred.
+-- Run one statement on a purged table as hipaa_purger (see retention.c).  The
+-- statement returns one row of these five columns; parameters $1 to $5 are
+-- lo, hi, held, lim and after.
+CREATE FUNCTION @extschema@.run_as_purger(query text, lo tid, hi tid, held text[], lim integer, after text,
+                                           OUT a bigint, OUT b bigint, OUT digest bytea,
+                                           OUT list text[], OUT counts bigint[])
+    AS 'MODULE_PATHNAME', 'hg_run_as_purger' LANGUAGE C;
+
+-- Give hipaa_purger what a purge of tbl needs, on tbl and on each of its
+-- partitions: the table privileges, and a policy where row level security is
+-- enabled, since without one the purger would see no rows and purge nothing.
+-- Run by set_retention() and again at each purge, for partitions added since.
+CREATE FUNCTION @extschema@.grant_purger(tbl regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+BEGIN
+    FOR rel IN
+        SELECT c.oid::regclass AS name, c.relrowsecurity
+          FROM pg_class AS c
+         WHERE c.oid = tbl OR c.oid IN (SELECT relid FROM pg_partition_tree(tbl))
+    LOOP
+        IF NOT (has_table_privilege('hipaa_purger', rel.name, 'SELECT')
+                AND has_table_privilege('hipaa_purger', rel.name, 'UPDATE')
+                AND has_table_privilege('hipaa_purger', rel.name, 'DELETE')) THEN
+            EXECUTE format('GRANT SELECT, UPDATE, DELETE ON %s TO hipaa_purger', rel.name);
+        END IF;
+        IF rel.relrowsecurity AND NOT EXISTS (SELECT FROM pg_policy AS p
+                                               WHERE p.polrelid = rel.name AND p.polname = 'hipaa_guard_purge') THEN
+            EXECUTE format('CREATE POLICY hipaa_guard_purge ON %s TO hipaa_purger USING (true) WITH CHECK (true)',
+                           rel.name);
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION @extschema@.revoke_purger(tbl regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel regclass;
+BEGIN
+    FOR rel IN
+        SELECT c.oid::regclass FROM pg_class AS c
+         WHERE c.oid = tbl OR c.oid IN (SELECT relid FROM pg_partition_tree(tbl))
+    LOOP
+        EXECUTE format('REVOKE SELECT, UPDATE, DELETE ON %s FROM hipaa_purger', rel);
+        IF EXISTS (SELECT FROM pg_policy AS p WHERE p.polrelid = rel AND p.polname = 'hipaa_guard_purge') THEN
+            EXECUTE format('DROP POLICY hipaa_guard_purge ON %s', rel);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Expired patients of tbl in bytewise order after $5, up to $4 of them, with
+-- their row counts: the candidates of a shred.  A patient is expired when all
+-- of the patient's rows in tbl are.
 CREATE FUNCTION @extschema@.shred_candidates_sql(tbl regclass, patient_column name, expired text)
     RETURNS text
     LANGUAGE sql STABLE STRICT
     RETURN pg_catalog.format(
-        'SELECT x.p, x.n FROM (SELECT %1$I::text AS p, count(*) AS n FROM %2$s GROUP BY 1 '
+        'SELECT NULL::bigint, NULL::bigint, NULL::bytea, '
+        'array_agg(p ORDER BY p COLLATE "C"), array_agg(n ORDER BY p COLLATE "C") '
+        'FROM (SELECT p, n FROM (SELECT %1$I::text AS p, count(*) AS n FROM %2$s GROUP BY 1 '
         'HAVING bool_and(COALESCE(%3$s, false))) AS x '
-        'JOIN @extschema@.data_keys AS k ON k.name = @extschema@.patient_key_name(x.p) '
-        'AND k.kind = ''patient'' AND k.state = ''active'' WHERE x.p IS NOT NULL',
+        'WHERE p IS NOT NULL AND ($5 IS NULL OR p COLLATE "C" > $5) '
+        'ORDER BY p COLLATE "C" LIMIT $4) AS y',
         patient_column, tbl, expired);
 
 -- Holds that stop a shred: a patient's key covers the patient's values in
@@ -581,6 +644,23 @@ BEGIN ATOMIC
      WHERE @extschema@.hold_is_active(h);
 END;
 
+-- Split shred candidates into those whose key would be destroyed and those
+-- held, with their row counts.  Patients whose key is already destroyed, or
+-- who have none, are in neither.
+CREATE FUNCTION @extschema@.shred_split(patients text[], counts bigint[], whole_table boolean, held text[],
+                                         OUT shred text[], OUT shred_rows bigint, OUT held_rows bigint)
+    LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT COALESCE(pg_catalog.array_agg(u.p ORDER BY u.p COLLATE "C")
+                        FILTER (WHERE NOT (whole_table OR u.p OPERATOR(pg_catalog.=) ANY (held))), '{}'),
+           COALESCE(pg_catalog.sum(u.n) FILTER (WHERE NOT (whole_table OR u.p OPERATOR(pg_catalog.=) ANY (held))), 0),
+           COALESCE(pg_catalog.sum(u.n) FILTER (WHERE whole_table OR u.p OPERATOR(pg_catalog.=) ANY (held)), 0)
+      FROM ROWS FROM (pg_catalog.unnest(patients), pg_catalog.unnest(counts)) AS u(p, n)
+      JOIN @extschema@.data_keys AS k
+        ON k.name OPERATOR(pg_catalog.=) @extschema@.patient_key_name(u.p)
+       AND k.kind OPERATOR(pg_catalog.=) 'patient' AND k.state OPERATOR(pg_catalog.=) 'active';
+END;
+
 CREATE FUNCTION @extschema@.purge_policies() RETURNS SETOF regclass
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -594,7 +674,7 @@ END;
 -- rows counted are those of the patients whose key would be destroyed.
 CREATE FUNCTION @extschema@.purge_due()
     RETURNS TABLE (table_name regclass, action text, cutoff timestamptz, rows_due bigint, rows_held bigint)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -604,8 +684,8 @@ DECLARE
     expired text;
     pcol name;
     work text;
-    due bigint;
-    held bigint;
+    found record;
+    split record;
 BEGIN
     FOR pol IN SELECT c.* FROM @extschema@.retention_config AS c
                 WHERE c.tbl IN (SELECT @extschema@.purge_policies()) ORDER BY c.tbl::text
@@ -616,14 +696,16 @@ BEGIN
         rows_due := 0;
         rows_held := 0;
         PERFORM @extschema@.check_retention(pol.tbl, pol.age_column, pol.keep, pol.action);
+        PERFORM @extschema@.grant_purger(pol.tbl);
         expired := @extschema@.retention_expired_sql(pol.tbl, pol.age_column, cutoff);
         pcol := @extschema@.patient_column(pol.tbl);
         IF pol.action = 'shred' THEN
             SELECT * INTO holds FROM @extschema@.shred_holds(pol.tbl);
-            EXECUTE format('SELECT COALESCE(sum(n) FILTER (WHERE NOT h), 0), COALESCE(sum(n) FILTER (WHERE h), 0) '
-                           'FROM (SELECT c.n, $1 OR c.p = ANY ($2) AS h FROM (%s) AS c) AS s',
-                           @extschema@.shred_candidates_sql(pol.tbl, pcol, expired))
-               INTO rows_due, rows_held USING holds.whole_table, holds.patients;
+            SELECT * INTO found FROM @extschema@.run_as_purger(
+                @extschema@.shred_candidates_sql(pol.tbl, pcol, expired), NULL, NULL, NULL, NULL, NULL);
+            SELECT * INTO split FROM @extschema@.shred_split(found.list, found.counts, holds.whole_table, holds.patients);
+            rows_due := split.shred_rows;
+            rows_held := split.held_rows;
         ELSE
             work := CASE WHEN pol.action = 'deidentify'
                          THEN ' AND (' || (@extschema@.deidentify_plan(pol.tbl, (now() AT TIME ZONE 'UTC')::date)).needs_work || ')'
@@ -631,13 +713,14 @@ BEGIN
             FOREACH leaf IN ARRAY @extschema@.purge_leaves(pol.tbl)
             LOOP
                 SELECT * INTO holds FROM @extschema@.active_holds(leaf);
-                EXECUTE format('SELECT count(*) FILTER (WHERE NOT (%3$s)), count(*) FILTER (WHERE %3$s) '
-                               'FROM ONLY %1$s WHERE %2$s%4$s',
-                               leaf::regclass, expired,
-                               @extschema@.held_sql(pcol, holds.whole_table, holds.patients), work)
-                   INTO due, held USING NULL::tid, NULL::tid, holds.patients;
-                rows_due := rows_due + due;
-                rows_held := rows_held + held;
+                SELECT * INTO found FROM @extschema@.run_as_purger(
+                    format('SELECT count(*) FILTER (WHERE NOT (%3$s)), count(*) FILTER (WHERE %3$s), '
+                           'NULL::bytea, NULL::text[], NULL::bigint[] FROM ONLY %1$s WHERE %2$s%4$s',
+                           leaf::regclass, expired,
+                           @extschema@.held_sql(pcol, holds.whole_table, holds.patients), work),
+                    NULL, NULL, holds.patients, NULL, NULL);
+                rows_due := rows_due + found.a;
+                rows_held := rows_held + found.b;
             END LOOP;
         END IF;
         RETURN NEXT;
@@ -665,6 +748,7 @@ BEGIN
     RETURNING receipt_id INTO receipt;
     BEGIN
         PERFORM @extschema@.check_retention(pol.tbl, pol.age_column, pol.keep, pol.action);
+        PERFORM @extschema@.grant_purger(pol.tbl);
     EXCEPTION WHEN OTHERS THEN
         UPDATE @extschema@.purge_receipt_log SET error = SQLERRM, finished_at = clock_timestamp()
          WHERE receipt_id = receipt;
@@ -701,6 +785,23 @@ BEGIN
 END
 $$;
 
+-- The statement of one delete or deidentify batch: it changes the expired,
+-- unheld rows between block $1 and block $2 and returns their count and the
+-- digest of their keys.
+CREATE FUNCTION @extschema@.purge_batch_sql(leaf regclass, action text, expired text, held_test text,
+                                             key_expression text, set_list text)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    RETURN pg_catalog.format(
+        'WITH d AS (%1$s WHERE ctid >= $1 AND ctid < $2 AND %2$s AND NOT (%3$s) RETURNING %4$s AS k) '
+        'SELECT count(*), NULL::bigint, '
+        'sha256(convert_to(string_agg(k || E''\n'', '''' ORDER BY k COLLATE "C"), ''UTF8'')), '
+        'NULL::text[], NULL::bigint[] FROM d',
+        CASE WHEN action OPERATOR(pg_catalog.=) 'deidentify'
+             THEN pg_catalog.format('UPDATE ONLY %s SET %s', leaf, set_list)
+             ELSE pg_catalog.format('DELETE FROM ONLY %s', leaf) END,
+        expired, held_test, key_expression);
+
 -- One batch of a delete or deidentify policy: the rows of the next block
 -- range of the current leaf table (about batch_size rows).  Deleting by
 -- block range reads the table once over the whole purge, with or without an
@@ -716,15 +817,17 @@ DECLARE
     leaf oid;
     nblocks bigint;
     span bigint;
+    lo tid;
+    hi tid;
     holds record;
     held_test text;
     expired text;
     plan record;
-    purged bigint;
-    digest bytea;
+    set_list text;
+    done record;
     held bigint := 0;
 BEGIN
-    -- Waits while legal_hold() commits a hold, so that this batch sees it.
+    -- Waits while legal_hold() commits a hold, so that this batch reads it.
     PERFORM pg_advisory_xact_lock_shared(1751580672, 2);
     SELECT * INTO STRICT r FROM @extschema@.purge_receipt_log AS l WHERE l.receipt_id = receipt FOR UPDATE;
     IF r.action = 'shred' THEN
@@ -743,6 +846,8 @@ BEGIN
     SELECT greatest(1, ceil(batch_size / CASE WHEN c.relpages > 0 AND c.reltuples > 0
                                               THEN c.reltuples / c.relpages ELSE 100 END))::bigint
       INTO span FROM pg_class AS c WHERE c.oid = leaf;
+    lo := format('(%s,0)', r.next_block)::tid;
+    hi := format('(%s,0)', r.next_block + span)::tid;
 
     SELECT * INTO holds FROM @extschema@.active_holds(leaf::regclass);
     held_test := @extschema@.held_sql(r.patient_column, holds.whole_table, holds.patients);
@@ -750,67 +855,57 @@ BEGIN
     IF r.action = 'deidentify' THEN
         SELECT * INTO plan FROM @extschema@.deidentify_plan(r.tbl::regclass, (r.started_at AT TIME ZONE 'UTC')::date);
         expired := expired || ' AND (' || plan.needs_work || ')';
-        EXECUTE format('WITH d AS (UPDATE ONLY %1$s SET %5$s WHERE ctid >= $1 AND ctid < $2 AND %2$s AND NOT (%3$s) '
-                       'RETURNING %4$s AS k) '
-                       'SELECT count(*), sha256(convert_to(string_agg(k || E''\n'', '''' ORDER BY k COLLATE "C"), ''UTF8'')) FROM d',
-                       leaf::regclass, expired, held_test, r.key_expression, plan.set_list)
-           INTO purged, digest
-          USING format('(%s,0)', r.next_block)::tid, format('(%s,0)', r.next_block + span)::tid, holds.patients;
-    ELSE
-        EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid >= $1 AND ctid < $2 AND %2$s AND NOT (%3$s) '
-                       'RETURNING %4$s AS k) '
-                       'SELECT count(*), sha256(convert_to(string_agg(k || E''\n'', '''' ORDER BY k COLLATE "C"), ''UTF8'')) FROM d',
-                       leaf::regclass, expired, held_test, r.key_expression)
-           INTO purged, digest
-          USING format('(%s,0)', r.next_block)::tid, format('(%s,0)', r.next_block + span)::tid, holds.patients;
+        set_list := plan.set_list;
     END IF;
+    SELECT * INTO done FROM @extschema@.run_as_purger(
+        @extschema@.purge_batch_sql(leaf::regclass, r.action, expired, held_test, r.key_expression, set_list),
+        lo, hi, holds.patients, NULL, NULL);
     IF held_test <> 'false' THEN
-        EXECUTE format('SELECT count(*) FROM ONLY %1$s WHERE ctid >= $1 AND ctid < $2 AND %2$s AND %3$s',
-                       leaf::regclass, expired, held_test)
-           INTO held
-          USING format('(%s,0)', r.next_block)::tid, format('(%s,0)', r.next_block + span)::tid, holds.patients;
+        SELECT a INTO held FROM @extschema@.run_as_purger(
+            format('SELECT count(*), NULL::bigint, NULL::bytea, NULL::text[], NULL::bigint[] '
+                   'FROM ONLY %1$s WHERE ctid >= $1 AND ctid < $2 AND %2$s AND %3$s',
+                   leaf::regclass, expired, held_test),
+            lo, hi, holds.patients, NULL, NULL);
     END IF;
-    PERFORM @extschema@.purge_record(receipt, purged, held, digest, r.leaf_index, r.next_block + span);
+    PERFORM @extschema@.purge_record(receipt, done.a, held, done.digest, r.leaf_index, r.next_block + span);
     RETURN false;
 END
 $$;
 
--- One batch of a shred policy: destroy the keys of up to batch_size expired
--- patients.  destroy_key() erases at once, even if this transaction then
--- aborts.  The key's state row rolls back with the transaction, so the next
--- purge finds the patient again and records the destruction in its receipt.
+-- One batch of a shred policy: destroy the keys of the next batch_size
+-- expired patients, in bytewise order of their ids after the last batch's.
+-- destroy_key() erases at once, even if this transaction then aborts.  The
+-- key's state row rolls back with the transaction, so the next purge finds
+-- the patient again and records the destruction in its receipt.
 CREATE FUNCTION @extschema@.purge_shred_step(r @extschema@.purge_receipt_log, batch_size integer) RETURNS boolean
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     holds record;
-    candidates text;
-    patients text[];
-    rows_in_batch bigint;
-    held bigint;
+    found record;
+    split record;
     patient text;
 BEGIN
     SELECT * INTO holds FROM @extschema@.shred_holds(r.tbl::regclass);
-    candidates := @extschema@.shred_candidates_sql(r.tbl::regclass, r.patient_column,
-                      @extschema@.retention_expired_sql(r.tbl::regclass, r.age_column, r.cutoff));
-    EXECUTE format('SELECT array_agg(p ORDER BY p COLLATE "C"), sum(n) FROM '
-                   '(SELECT c.p, c.n FROM (%s) AS c WHERE NOT ($1 OR c.p = ANY ($2)) ORDER BY c.p LIMIT $3) AS s',
-                   candidates)
-       INTO patients, rows_in_batch USING holds.whole_table, holds.patients, batch_size;
-    IF patients IS NULL THEN
-        -- Done: count the held rows once.
-        EXECUTE format('SELECT COALESCE(sum(c.n), 0) FROM (%s) AS c WHERE $1 OR c.p = ANY ($2)', candidates)
-           INTO held USING holds.whole_table, holds.patients;
-        PERFORM @extschema@.purge_record(r.receipt_id, 0, held, NULL, r.leaf_index + 1, 0);
+    SELECT * INTO found FROM @extschema@.run_as_purger(
+        @extschema@.shred_candidates_sql(r.tbl::regclass, r.patient_column,
+            @extschema@.retention_expired_sql(r.tbl::regclass, r.age_column, r.cutoff)),
+        NULL, NULL, NULL, batch_size, r.resume_after);
+    IF found.list IS NULL THEN
         RETURN true;
     END IF;
-    FOREACH patient IN ARRAY patients
+    SELECT * INTO split FROM @extschema@.shred_split(found.list, found.counts, holds.whole_table, holds.patients);
+    FOREACH patient IN ARRAY split.shred
     LOOP
         PERFORM @extschema@.destroy_key(@extschema@.patient_key_name(patient));
     END LOOP;
-    PERFORM @extschema@.purge_record(r.receipt_id, rows_in_batch, 0,
-        sha256(convert_to(array_to_string(patients, E'\n') || E'\n', 'UTF8')), r.leaf_index, 0);
+    UPDATE @extschema@.purge_receipt_log SET resume_after = found.list[cardinality(found.list)]
+     WHERE receipt_id = r.receipt_id;
+    PERFORM @extschema@.purge_record(r.receipt_id, split.shred_rows, split.held_rows,
+        CASE WHEN cardinality(split.shred) > 0
+             THEN sha256(convert_to(array_to_string(split.shred, E'\n') || E'\n', 'UTF8')) END,
+        r.leaf_index, 0);
     RETURN false;
 END
 $$;
