@@ -27,6 +27,7 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 static bool loaded_at_preload = false;
+static int	hg_break_glass_max_duration = 240;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 
 static void
@@ -112,11 +113,26 @@ define_worker_settings(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 }
 
+/*
+ * Define the longest break-glass access.  Only a superuser may change it,
+ * so that a clinician cannot open access for longer in their own session.
+ */
+static void
+define_access_settings(void)
+{
+	DefineCustomIntVariable("hipaa_guard.break_glass_max_duration",
+							"Longest emergency access that hipaa_guard.break_glass() grants.",
+							NULL,
+							&hg_break_glass_max_duration, 240, 1, 7 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+}
+
 void
 _PG_init(void)
 {
 	define_keyring_settings();
 	define_worker_settings();
+	define_access_settings();
 	hg_keyring_init();
 	if (!process_shared_preload_libraries_in_progress)
 		return;

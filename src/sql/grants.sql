@@ -102,3 +102,17 @@ GRANT EXECUTE ON PROCEDURE @extschema@.purge(boolean, integer) TO hipaa_admin;
 GRANT SELECT ON @extschema@.patient_columns, @extschema@.retention_log, @extschema@.purge_receipt_batches,
     @extschema@.retention_policies, @extschema@.legal_holds, @extschema@.purge_receipts
     TO hipaa_admin, hipaa_auditor;
+
+-- Access: hipaa_admin protects tables and manages care and reviews;
+-- clinicians and the application's login find their patients and break the
+-- glass; auditors read the views and the log.
+GRANT EXECUTE ON FUNCTION @extschema@.my_patients() TO hipaa_clinician, hipaa_app;
+GRANT EXECUTE ON FUNCTION @extschema@.break_glass(text, text, interval) TO hipaa_clinician, hipaa_app;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.protect_table(regclass, name), @extschema@.unprotect_table(regclass),
+    @extschema@.assign_care(text, text, text, timestamptz), @extschema@.end_care(text, text),
+    @extschema@.acknowledge_break_glass(bigint, text)
+    TO hipaa_admin;
+GRANT SELECT ON @extschema@.protected_tables, @extschema@.break_glass_review, @extschema@.access_log,
+    @extschema@.care_assignments
+    TO hipaa_admin, hipaa_auditor;

@@ -1,0 +1,202 @@
+--
+-- Access: protected tables, care assignments, break-glass access, and the
+-- ways a clinician could try to learn about other patients' rows.
+-- SET SESSION AUTHORIZATION changes the login, which is the actor of a
+-- direct login.
+--
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_dr_a, regress_dr_b, regress_acc_admin, regress_acc_auditor;
+CREATE ROLE regress_dr_a IN ROLE hipaa_clinician;
+CREATE ROLE regress_dr_b IN ROLE hipaa_clinician;
+CREATE ROLE regress_acc_admin IN ROLE hipaa_admin;
+CREATE ROLE regress_acc_auditor IN ROLE hipaa_auditor;
+RESET client_min_messages;
+
+-- 20,000 encounters of 2,000 patients.
+CREATE TABLE acc_patients (patient text PRIMARY KEY, name text);
+INSERT INTO acc_patients SELECT 'pat-' || g, 'Name ' || g FROM generate_series(0, 1999) AS g;
+CREATE TABLE acc_encounters (
+    id int PRIMARY KEY,
+    patient text NOT NULL REFERENCES acc_patients,
+    seen date NOT NULL,
+    note text);
+INSERT INTO acc_encounters
+SELECT g, 'pat-' || (g % 2000), date '2026-01-01' + (g % 300), 'note ' || g FROM generate_series(1, 20000) AS g;
+
+-- Protecting and assigning care is hipaa_admin's.
+SET SESSION AUTHORIZATION regress_acc_admin;
+SELECT hipaa_guard.protect_table('acc_encounters', 'patient');
+SELECT hipaa_guard.protect_table('acc_patients', 'patient');
+SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-1', 'attending', now() + interval '1 day') > 0 AS assigned;
+SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-2', 'consulting', now() + interval '1 day') > 0 AS assigned;
+SELECT hipaa_guard.assign_care('regress_dr_b', 'pat-3', 'attending', now() + interval '1 day') > 0 AS assigned;
+SELECT table_name, patient_column, row_security, forced FROM hipaa_guard.protected_tables ORDER BY 1;
+-- hipaa_admin reads no protected rows and decrypts nothing.
+\set VERBOSITY sqlstate
+SELECT count(*) FROM acc_encounters;
+\set VERBOSITY default
+SELECT has_function_privilege('hipaa_guard.decrypt(hipaa_guard.encrypted_text)', 'EXECUTE') AS can_decrypt;
+RESET SESSION AUTHORIZATION;
+ANALYZE acc_patients, acc_encounters;
+SELECT polname, polroles::regrole[], polcmd FROM pg_policy
+ WHERE polrelid = 'acc_encounters'::regclass ORDER BY 1;
+SELECT indexdef FROM pg_indexes WHERE tablename = 'acc_encounters' ORDER BY 1;
+
+-- A clinician sees the rows of the patients in their care, and no others.
+SET SESSION AUTHORIZATION regress_dr_a;
+SELECT hipaa_guard.actor();
+SELECT patient, count(*) FROM acc_encounters GROUP BY 1 ORDER BY 1;
+SELECT count(*) FROM acc_encounters;
+SELECT count(*) FROM acc_encounters WHERE patient = 'pat-3';
+SELECT * FROM acc_patients ORDER BY 1;
+-- One patient's lookup uses the patient index; the actor's patients are
+-- computed once, by an InitPlan, not once per row.
+EXPLAIN (COSTS OFF) SELECT * FROM acc_encounters WHERE patient = 'pat-1';
+EXPLAIN (COSTS OFF) SELECT * FROM acc_encounters;
+
+-- Writes: only for patients in care, and never moving a row to another patient.
+INSERT INTO acc_encounters VALUES (100001, 'pat-1', '2026-12-01', 'new visit');
+\set VERBOSITY sqlstate
+INSERT INTO acc_encounters VALUES (100002, 'pat-3', '2026-12-01', 'not in my care');
+UPDATE acc_encounters SET patient = 'pat-3' WHERE id = 100001;
+\set VERBOSITY default
+UPDATE acc_encounters SET note = 'changed' WHERE patient = 'pat-3';
+DELETE FROM acc_encounters WHERE patient = 'pat-3';
+
+-- No leaks: a leaky function in WHERE sees only visible rows ...
+CREATE TEMP TABLE seen_by_leak (patient text);
+CREATE FUNCTION pg_temp.leak(p text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
+BEGIN
+    INSERT INTO seen_by_leak VALUES (p);
+    RETURN true;
+END
+$$;
+SELECT count(*) FROM acc_encounters WHERE pg_temp.leak(patient);
+SELECT DISTINCT patient FROM seen_by_leak ORDER BY 1;
+-- ... and so does a view without security_barrier.
+CREATE TEMP VIEW acc_plain_view AS SELECT * FROM acc_encounters;
+TRUNCATE seen_by_leak;
+SELECT count(*) FROM acc_plain_view WHERE pg_temp.leak(patient);
+SELECT DISTINCT patient FROM seen_by_leak ORDER BY 1;
+-- An error raised only by another patient's row is never raised.
+SELECT count(*) FROM acc_encounters WHERE 1 / (CASE WHEN patient = 'pat-3' THEN 0 ELSE 1 END) = 1;
+-- EXPLAIN ANALYZE counts only visible rows.
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM acc_encounters WHERE patient = 'pat-3';
+-- A unique violation on another patient's row names no key and no column.
+INSERT INTO acc_encounters VALUES (3, 'pat-1', '2026-12-01', 'id of a hidden row');
+-- A foreign key violation names no key either.
+RESET SESSION AUTHORIZATION;
+SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-new', 'attending', now() + interval '1 day') > 0 AS assigned;
+SET SESSION AUTHORIZATION regress_dr_a;
+INSERT INTO acc_encounters VALUES (100003, 'pat-new', '2026-12-01', 'patient not registered');
+RESET SESSION AUTHORIZATION;
+
+-- Another clinician sees only their own patient.
+SET SESSION AUTHORIZATION regress_dr_b;
+SELECT patient, count(*) FROM acc_encounters GROUP BY 1 ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+
+-- Care ends: explicitly, or when valid_until passes.
+SELECT hipaa_guard.end_care('regress_dr_a', 'pat-2');
+SET SESSION AUTHORIZATION regress_dr_a;
+SELECT patient, count(*) FROM acc_encounters GROUP BY 1 ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+SELECT hipaa_guard.assign_care('regress_dr_b', 'pat-4', 'nurse', clock_timestamp() + interval '1 second') > 0 AS assigned;
+SELECT pg_sleep(1.2);
+SET SESSION AUTHORIZATION regress_dr_b;
+SELECT patient, count(*) FROM acc_encounters GROUP BY 1 ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+
+-- Refusals of the care functions.
+\set VERBOSITY sqlstate
+SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-5', 'attending', now() - interval '1 day');
+SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-5', 'attending', NULL);
+SELECT hipaa_guard.assign_care('', 'pat-5', 'attending', now() + interval '1 day');
+SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-5', ' ', now() + interval '1 day');
+SELECT hipaa_guard.end_care('regress_dr_a', 'pat-5');
+SET SESSION AUTHORIZATION regress_dr_a;
+SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-5', 'attending', now() + interval '1 day');
+SELECT hipaa_guard.end_care('regress_dr_a', 'pat-1');
+SELECT hipaa_guard.protect_table('acc_encounters', 'patient');
+SELECT * FROM hipaa_guard.care_assignments;
+RESET SESSION AUTHORIZATION;
+SELECT hipaa_guard.protect_table('acc_encounters', 'nosuch');
+CREATE VIEW acc_view AS SELECT * FROM acc_encounters;
+SELECT hipaa_guard.protect_table('acc_view', 'patient');
+SELECT hipaa_guard.protect_table('pg_catalog.pg_class', 'relname');
+SELECT hipaa_guard.unprotect_table('acc_view');
+\set VERBOSITY default
+
+-- Break-glass: a substantive reason, a bounded duration, access that ends
+-- by itself, and a review.
+SET SESSION AUTHORIZATION regress_dr_a;
+\set VERBOSITY sqlstate
+SELECT hipaa_guard.break_glass('pat-3', 'emergency');
+SELECT hipaa_guard.break_glass('pat-3', 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx');
+SELECT hipaa_guard.break_glass('pat-3', 'Unconscious patient in the ED, allergy history needed', interval '10 days');
+SELECT hipaa_guard.break_glass('pat-3', 'Unconscious patient in the ED, allergy history needed', interval '-1 minute');
+SELECT hipaa_guard.break_glass('', 'Unconscious patient in the ED, allergy history needed');
+\set VERBOSITY terse
+SELECT hipaa_guard.break_glass('pat-3', 'Unconscious patient in the ED, allergy history needed') AS glass_1 \gset
+\set VERBOSITY default
+SELECT patient, count(*) FROM acc_encounters GROUP BY 1 ORDER BY 1;
+\set VERBOSITY terse
+SELECT hipaa_guard.break_glass('pat-6', 'Cardiac arrest on ward 4, medication list needed',
+                               interval '1 second') AS glass_2 \gset
+\set VERBOSITY default
+SELECT pg_sleep(1.2);
+SELECT count(*) AS pat_6_rows FROM acc_encounters WHERE patient = 'pat-6';
+RESET SESSION AUTHORIZATION;
+SET hipaa_guard.break_glass_max_duration = '15min';
+SET SESSION AUTHORIZATION regress_dr_a;
+\set VERBOSITY sqlstate
+SET hipaa_guard.break_glass_max_duration = '1d';
+SELECT hipaa_guard.break_glass('pat-7', 'Unconscious patient in the ED, allergy history needed', interval '20 minutes');
+\set VERBOSITY default
+RESET SESSION AUTHORIZATION;
+RESET hipaa_guard.break_glass_max_duration;
+
+SET SESSION AUTHORIZATION regress_acc_auditor;
+SELECT event_id = :glass_1 AS first, severity, actor, login, patient, reason, access, acknowledged
+  FROM hipaa_guard.break_glass_review ORDER BY event_id;
+\set VERBOSITY sqlstate
+SELECT hipaa_guard.acknowledge_break_glass(:glass_1, 'Looks fine');
+SELECT hipaa_guard.break_glass('pat-3', 'Auditor curious about this patient record');
+SELECT count(*) FROM acc_encounters;
+\set VERBOSITY default
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION regress_acc_admin;
+SELECT hipaa_guard.acknowledge_break_glass(:glass_1, 'Reviewed with the ED lead: justified');
+\set VERBOSITY sqlstate
+SELECT hipaa_guard.acknowledge_break_glass(:glass_1, 'Again');
+SELECT hipaa_guard.acknowledge_break_glass(:glass_2, '');
+SELECT hipaa_guard.acknowledge_break_glass(999999, 'No such event');
+\set VERBOSITY default
+SELECT event_id = :glass_1 AS first, acknowledged, acknowledged_by, review_note
+  FROM hipaa_guard.break_glass_review ORDER BY event_id;
+
+-- Unprotecting keeps row level security on: the table closes, it does not open.
+SELECT hipaa_guard.unprotect_table('acc_encounters');
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION regress_dr_a;
+SELECT count(*) FROM acc_encounters;
+RESET SESSION AUTHORIZATION;
+
+-- Partitions read directly are protected too.
+CREATE TABLE acc_parts (id int, patient text, seen date) PARTITION BY RANGE (seen);
+CREATE TABLE acc_parts_2025 PARTITION OF acc_parts FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE acc_parts_2026 PARTITION OF acc_parts FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO acc_parts SELECT g, 'pat-' || (g % 10), date '2025-06-01' + g FROM generate_series(1, 400) AS g;
+SELECT hipaa_guard.protect_table('acc_parts', 'patient');
+SET SESSION AUTHORIZATION regress_dr_a;
+SELECT tableoid::regclass, patient, count(*) FROM acc_parts GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT patient, count(*) FROM acc_parts_2026 GROUP BY 1 ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+
+-- Every change is in the log.
+SELECT change, detail - 'valid_until' - 'assignment_id' - 'assignment_ids' - 'event_id' AS detail
+  FROM hipaa_guard.access_log ORDER BY change_id;
+
+DISCARD TEMP;
+DROP TABLE acc_encounters, acc_patients, acc_parts CASCADE;
+DROP ROLE regress_dr_a, regress_dr_b, regress_acc_admin, regress_acc_auditor;
