@@ -18,7 +18,8 @@ OBJS = \
 	src/keytext.o \
 	src/deid.o \
 	src/retention.o \
-	src/worker.o
+	src/worker.o \
+	src/session.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log
