@@ -102,3 +102,12 @@ GRANT EXECUTE ON PROCEDURE @extschema@.purge(boolean, integer) TO hipaa_admin;
 GRANT SELECT ON @extschema@.patient_columns, @extschema@.retention_log, @extschema@.purge_receipt_batches,
     @extschema@.retention_policies, @extschema@.legal_holds, @extschema@.purge_receipts
     TO hipaa_admin, hipaa_auditor;
+
+-- Group role membership.  Membership in hipaa_clinician is the right to
+-- decrypt, so grant_group and revoke_group are granted to no role and only
+-- superusers can call them.  They run with the caller's rights.  The helpers
+-- they call read nothing that pg_auth_members does not show to every role.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.group_member_paths(name), @extschema@.check_group_change(name, name)
+    TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.role_conflicts() TO hipaa_admin, hipaa_auditor;
