@@ -20,6 +20,7 @@
 #include "hipaa_guard.h"
 #include "keyring.h"
 #include "masterkey.h"
+#include "session.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -133,9 +134,13 @@ _PG_init(void)
 	define_keyring_settings();
 	define_worker_settings();
 	define_access_settings();
+	hg_session_define_settings();
 	hg_keyring_init();
 	if (!process_shared_preload_libraries_in_progress)
+	{
+		hg_session_warn_not_enforced();
 		return;
+	}
 	define_master_key_settings();
 	/*
 	 * Reserved only when preloaded: a library loaded later has no master key
@@ -147,4 +152,5 @@ _PG_init(void)
 	shmem_request_hook = hg_shmem_request;
 	hg_masterkey_load_all();
 	hg_worker_register();
+	hg_session_install_hooks();
 }

@@ -14,6 +14,7 @@
 #define HG_ADVISORY_LOCK_CLASS	1751580672	/* 0x68670000, "hg" */
 #define HG_PURGE_LOCK_ID		1	/* one retention purge per database */
 #define HG_HOLD_LOCK_ID			2	/* legal holds against purge batches */
+#define HG_ROLE_GRANT_LOCK_ID	3	/* grant_group() against itself */
 
 /* The role under which purges read and change the purged tables. */
 #define HG_PURGER_ROLE "hipaa_purger"

@@ -116,3 +116,12 @@ GRANT EXECUTE ON FUNCTION
 GRANT SELECT ON @extschema@.protected_tables, @extschema@.break_glass_review, @extschema@.access_log,
     @extschema@.care_assignments
     TO hipaa_admin, hipaa_auditor;
+
+-- Group role membership.  Membership in hipaa_clinician is the right to
+-- decrypt, so grant_group and revoke_group are granted to no role and only
+-- superusers can call them.  They run with the caller's rights.  The helpers
+-- they call read nothing that pg_auth_members does not show to every role.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.group_member_paths(name), @extschema@.check_group_change(name, name)
+    TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.role_conflicts() TO hipaa_admin, hipaa_auditor;

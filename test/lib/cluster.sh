@@ -25,7 +25,10 @@ HG_PG_CONFIG=$HG_PG_BINDIR/pg_config
 # On bookworm, postgresql-15 contains the contrib modules such as pgcrypto (it
 # provides postgresql-contrib-15). perl contains prove, the TAP test modules
 # need libipc-run-perl, and a TAP test runs keys in pg_cron's background workers.
-HG_PACKAGES=(make gcc perl postgresql-15 postgresql-server-dev-15 postgresql-15-cron libssl-dev libipc-run-perl)
+# libkrb5-dev has gssapi/gssapi.h, which the server header libpq/libpq-be.h
+# includes on Debian's build, and src/session.c includes libpq-be.h.
+# openssl makes the certificates of the TLS test.
+HG_PACKAGES=(make gcc perl postgresql-15 postgresql-server-dev-15 postgresql-15-cron libssl-dev libkrb5-dev openssl libipc-run-perl)
 PATH=$HG_PG_BINDIR:$PATH
 export HG_REPO PATH
 
