@@ -19,7 +19,8 @@ OBJS = \
 	src/deid.o \
 	src/retention.o \
 	src/worker.o \
-	src/session.o
+	src/session.o \
+	src/careteam.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log

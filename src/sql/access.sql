@@ -81,10 +81,10 @@ BEGIN ATOMIC
 END;
 
 -- The patients the current actor may see now: those in the actor's care and
--- those of an unexpired break-glass access.  None while the actor lacks a
--- second factor that hipaa_guard.require_mfa asks for.  Policies call it in
--- a sub-select, so it runs once per statement, in the leader process.
-CREATE FUNCTION @extschema@.my_patients() RETURNS text[]
+-- those of an unexpired break-glass access, and the moment that list next
+-- changes by itself.  None while the actor lacks a second factor that
+-- hipaa_guard.require_mfa asks for.
+CREATE FUNCTION @extschema@.compute_my_patients(OUT patients text[], OUT valid_until timestamptz)
     LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -92,17 +92,39 @@ DECLARE
     me text := @extschema@.actor();
 BEGIN
     IF NOT @extschema@.actor_mfa_ok() THEN
-        RETURN '{}';
+        patients := '{}';
+        RETURN;
     END IF;
-    RETURN ARRAY(
+    patients := ARRAY(
         SELECT c.patient FROM @extschema@.care_assignments AS c
          WHERE c.actor = me AND c.ended_at IS NULL AND c.valid_from <= now() AND c.valid_until > now()
         UNION
         SELECT b.patient FROM @extschema@.break_glass_events AS b
          WHERE b.actor = me AND b.started_at <= now() AND b.expires_at > now());
+    valid_until := least(
+        (SELECT min(c.valid_until) FROM @extschema@.care_assignments AS c
+          WHERE c.actor = me AND c.ended_at IS NULL AND c.valid_until > now()),
+        (SELECT min(c.valid_from) FROM @extschema@.care_assignments AS c
+          WHERE c.actor = me AND c.ended_at IS NULL AND c.valid_from > now()),
+        (SELECT min(b.expires_at) FROM @extschema@.break_glass_events AS b
+          WHERE b.actor = me AND b.expires_at > now()),
+        (SELECT min(b.started_at) FROM @extschema@.break_glass_events AS b
+          WHERE b.actor = me AND b.started_at > now()));
 END
 $$;
+
+-- The same list, cached per session (see careteam.c).  Policies call it in a
+-- sub-select, so it runs once per statement, in the leader process.
+CREATE FUNCTION @extschema@.my_patients() RETURNS text[]
+    AS 'MODULE_PATHNAME', 'hg_my_patients' LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.my_patients() IS 'Patients the current actor may see now, through care assignments and break-glass access';
+
+CREATE FUNCTION @extschema@.care_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'hg_care_changed' LANGUAGE C;
+CREATE TRIGGER care_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.care_assignments
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.care_changed();
+CREATE TRIGGER care_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.break_glass_events
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.care_changed();
 
 -- The care-team policy on one table: the patient column, cast to its own
 -- type, against the actor's patients.
