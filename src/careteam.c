@@ -8,9 +8,9 @@
  * index lookup of a clinician's typical query.  The list changes only when
  * those tables change or when one of the actor's assignments or events
  * starts or ends.  So each session keeps the last list with the moment it
- * stops being right, and every write to either table (through the
- * functions or directly) sends a relcache invalidation of care_assignments,
- * which marks the cache of every session stale at the writer's commit.
+ * stops being right.  Every write to either table, through the functions or
+ * directly, sends a relcache invalidation of care_assignments, and that marks
+ * the cache of every session stale when the writer commits.
  */
 #include "postgres.h"
 
