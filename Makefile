@@ -29,7 +29,7 @@ SHLIB_LINK += -lcrypto
 # -Wextra with unused parameters allowed: callbacks and PostgreSQL's headers have them.
 PG_CPPFLAGS += -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter
 
-REGRESS = types keys errors cases deid retention
+REGRESS = types keys errors cases deid retention actor
 REGRESS_OPTS = --load-extension=hipaa_guard
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
