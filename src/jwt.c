@@ -9,11 +9,15 @@
  * are not zero are rejected, so that each byte string has exactly one
  * encoding.
  *
- * JSON is parsed by PostgreSQL's own parser (common/jsonapi.h).  A first pass
- * with its lexer alone bounds the nesting depth, because the parser recurses
- * once per level.  In databases whose encoding is not UTF8 that pass also
- * rejects non-ASCII text: the server's parser converts \u escapes to the
- * database encoding and raises its own error when it cannot.
+ * JSON is parsed by PostgreSQL's own parser (common/jsonapi.h), in three
+ * passes over at most a few kilobytes.  The first runs its lexer alone, to
+ * bound the nesting depth, because the parser recurses once per level; in
+ * databases whose encoding is not UTF8 it also rejects non-ASCII text,
+ * because the server's parser converts \u escapes to the database encoding
+ * and raises its own error when it cannot.  The second parses without
+ * semantic actions, so that the third, which keeps values, never fails: the
+ * parser of PostgreSQL 15 does not free a member name it has copied when the
+ * parse fails after it.
  *
  * A member name that occurs twice in the header or in the claims rejects the
  * token; RFC 7519 (section 4) allows that or taking the last one, and taking
@@ -384,6 +388,17 @@ has_non_ascii_escape(const char *start, const char *end)
 	return false;
 }
 
+static void
+free_lex(JsonLexContext *lex)
+{
+	if (lex->strval != NULL)
+	{
+		pfree(lex->strval->data);
+		pfree(lex->strval);
+	}
+	pfree(lex);
+}
+
 /*
  * Lex the whole part once, without building values, to bound its nesting
  * and, when ascii_only, to find non-ASCII escapes.
@@ -431,7 +446,7 @@ prescan_json(char *json, size_t len, bool ascii_only, int part, HgJwtError *erro
 				break;
 		}
 	}
-	pfree(lex);
+	free_lex(lex);
 	return ok;
 }
 
@@ -481,6 +496,15 @@ parse_part(const HgJwtParts *parts, int part, bool ascii_only,
 		pfree(json);
 		return false;
 	}
+	lex = makeJsonLexContextCstringLen(json, (int) len, PG_UTF8, true);
+	result = pg_parse_json(lex, &nullSemAction);
+	free_lex(lex);
+	if (result != JSON_SUCCESS)
+	{
+		pfree(json);
+		fail(error, HG_JWT_BAD_JSON, part, NULL);
+		return false;
+	}
 
 	memset(&sem, 0, sizeof(sem));
 	sem.semstate = object;
@@ -492,9 +516,7 @@ parse_part(const HgJwtParts *parts, int part, bool ascii_only,
 	sem.scalar = on_scalar;
 	lex = makeJsonLexContextCstringLen(json, (int) len, PG_UTF8, true);
 	result = pg_parse_json(lex, &sem);
-	pfree(lex->strval->data);
-	pfree(lex->strval);
-	pfree(lex);
+	free_lex(lex);
 	pfree(json);
 
 	if (result != JSON_SUCCESS || !object->is_object)
