@@ -56,15 +56,17 @@ FUZZ_CC = clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR = test/fuzz
 FUZZ_BUILD = $(FUZZ_DIR)/build
-FUZZ_TARGETS = envelope_binary envelope_text key_text
+FUZZ_TARGETS = envelope_binary envelope_text key_text jwt
 FUZZ_SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all
 # The parsers include c.h, whose printf attributes clang does not know.
-FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer -Wall -Wno-ignored-attributes $(COPT) \
+# FRONTEND selects the client-side build of the headers, as libpgcommon.a has.
+FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer -Wall -Wno-ignored-attributes $(COPT) -DFRONTEND \
 	-I$(srcdir)/src -I$(FUZZ_DIR) -I$(includedir_server) -I$(includedir_internal)
-# libpgcommon provides pg_b64_encode and pg_b64_decode for envelope.c.
+# libpgcommon provides pg_b64_encode and pg_b64_decode for envelope.c, and
+# the JSON parser, palloc and psprintf for jwt.c.
 FUZZ_LIBS = $(pkglibdir)/libpgcommon.a $(pkglibdir)/libpgport.a
-FUZZ_SOURCES = src/envelope.c src/keytext.c
-FUZZ_HEADERS = src/envelope.h src/keytext.h src/crypto.h $(FUZZ_DIR)/fuzz_check.h
+FUZZ_SOURCES = src/envelope.c src/keytext.c src/jwt.c
+FUZZ_HEADERS = src/envelope.h src/keytext.h src/jwt.h src/crypto.h $(FUZZ_DIR)/fuzz_check.h
 
 .PHONY: fuzz-build fuzz fuzz-corpus sanitize-check memory-check
 
