@@ -20,7 +20,9 @@ OBJS = \
 	src/retention.o \
 	src/worker.o \
 	src/session.o \
-	src/careteam.o
+	src/careteam.o \
+	src/jwt.o \
+	src/actor.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log
@@ -29,7 +31,7 @@ SHLIB_LINK += -lcrypto
 # -Wextra with unused parameters allowed: callbacks and PostgreSQL's headers have them.
 PG_CPPFLAGS += -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter
 
-REGRESS = types keys errors cases deid retention access_roles
+REGRESS = types keys errors cases deid retention actor access access_roles
 REGRESS_OPTS = --load-extension=hipaa_guard
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
@@ -39,7 +41,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # The install script is assembled from one part per concern.
-SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/retention.sql src/sql/access.sql src/sql/access_roles.sql src/sql/grants.sql
+SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/retention.sql src/sql/actor.sql src/sql/access.sql src/sql/access_roles.sql src/sql/grants.sql
 hipaa_guard--0.1.0.sql: $(SQL_PARTS)
 	cat $^ > $@
 
@@ -56,15 +58,17 @@ FUZZ_CC = clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR = test/fuzz
 FUZZ_BUILD = $(FUZZ_DIR)/build
-FUZZ_TARGETS = envelope_binary envelope_text key_text
+FUZZ_TARGETS = envelope_binary envelope_text key_text jwt
 FUZZ_SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all
 # The parsers include c.h, whose printf attributes clang does not know.
-FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer -Wall -Wno-ignored-attributes $(COPT) \
+# FRONTEND selects the client-side build of the headers, as libpgcommon.a has.
+FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer -Wall -Wno-ignored-attributes $(COPT) -DFRONTEND \
 	-I$(srcdir)/src -I$(FUZZ_DIR) -I$(includedir_server) -I$(includedir_internal)
-# libpgcommon provides pg_b64_encode and pg_b64_decode for envelope.c.
+# libpgcommon provides pg_b64_encode and pg_b64_decode for envelope.c, and
+# the JSON parser, palloc and psprintf for jwt.c.
 FUZZ_LIBS = $(pkglibdir)/libpgcommon.a $(pkglibdir)/libpgport.a
-FUZZ_SOURCES = src/envelope.c src/keytext.c
-FUZZ_HEADERS = src/envelope.h src/keytext.h src/crypto.h $(FUZZ_DIR)/fuzz_check.h
+FUZZ_SOURCES = src/envelope.c src/keytext.c src/jwt.c
+FUZZ_HEADERS = src/envelope.h src/keytext.h src/jwt.h src/crypto.h $(FUZZ_DIR)/fuzz_check.h
 
 .PHONY: fuzz-build fuzz fuzz-corpus sanitize-check memory-check
 

@@ -175,7 +175,58 @@ SELECT hipaa_guard.acknowledge_break_glass(999999, 'No such event');
 SELECT event_id = :glass_1 AS first, acknowledged, acknowledged_by, review_note
   FROM hipaa_guard.break_glass_review ORDER BY event_id;
 
+-- The application's pooled login sees the rows of the actor it sets with a
+-- signed token, only until the transaction ends, and nothing without one.
+RESET SESSION AUTHORIZATION;
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+RESET client_min_messages;
+SELECT hipaa_guard.create_signing_key('acc_app') > 0 AS created;
+SET hipaa_guard.token_issuer = 'https://issuer.example';
+SET hipaa_guard.token_audience = 'access-test';
+CREATE FUNCTION pg_temp.b64url(data bytea) RETURNS text LANGUAGE sql IMMUTABLE
+    RETURN rtrim(translate(encode(data, 'base64'), E'+/\n', '-_'), '=');
+CREATE FUNCTION pg_temp.acc_token(sub text, amr text[]) RETURNS text LANGUAGE sql STABLE
+    RETURN (SELECT body || '.' || pg_temp.b64url(hmac(convert_to(body, 'UTF8'), secret, 'sha256'))
+              FROM (SELECT pg_temp.b64url(convert_to('{"alg":"HS256","kid":"acc_app"}', 'UTF8')) || '.' ||
+                           pg_temp.b64url(convert_to(jsonb_build_object(
+                               'sub', sub, 'iss', 'https://issuer.example', 'aud', 'access-test',
+                               'exp', extract(epoch FROM now())::bigint + 300, 'amr', amr)::text, 'UTF8')) AS body,
+                           decode(translate(hipaa_guard.signing_secret('acc_app'), '-_', '+/') || '=', 'base64') AS secret) AS t);
+SELECT pg_temp.acc_token('regress_dr_a', '{pwd}') AS token_pwd,
+       pg_temp.acc_token('regress_dr_a', '{pwd,otp}') AS token_mfa \gset
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_acc_app;
+CREATE ROLE regress_acc_app IN ROLE hipaa_app;
+RESET client_min_messages;
+SET SESSION AUTHORIZATION regress_acc_app;
+SELECT hipaa_guard.actor() AS actor, (SELECT count(*) FROM acc_encounters) AS visible_rows;
+BEGIN;
+SELECT hipaa_guard.set_actor(:'token_pwd');
+SELECT patient, count(*) FROM acc_encounters GROUP BY 1 ORDER BY 1;
+COMMIT;
+SELECT hipaa_guard.actor() AS actor, (SELECT count(*) FROM acc_encounters) AS visible_rows;
+RESET SESSION AUTHORIZATION;
+-- Under require_mfa, only an actor with a second factor sees rows; a direct
+-- login without a client certificate has one factor.
+SET hipaa_guard.require_mfa = on;
+SET SESSION AUTHORIZATION regress_acc_app;
+BEGIN;
+SELECT hipaa_guard.set_actor(:'token_pwd');
+SELECT count(*) AS rows_single_factor FROM acc_encounters;
+ROLLBACK;
+BEGIN;
+SELECT hipaa_guard.set_actor(:'token_mfa');
+SELECT count(*) AS rows_second_factor FROM acc_encounters;
+ROLLBACK;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION regress_dr_a;
+SELECT count(*) AS rows_direct_login FROM acc_encounters;
+RESET SESSION AUTHORIZATION;
+RESET hipaa_guard.require_mfa;
+
 -- Unprotecting keeps row level security on: the table closes, it does not open.
+SET SESSION AUTHORIZATION regress_acc_admin;
 SELECT hipaa_guard.unprotect_table('acc_encounters');
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_dr_a;
@@ -199,4 +250,4 @@ SELECT change, detail - 'valid_until' - 'assignment_id' - 'assignment_ids' - 'ev
 
 DISCARD TEMP;
 DROP TABLE acc_encounters, acc_patients, acc_parts CASCADE;
-DROP ROLE regress_dr_a, regress_dr_b, regress_acc_admin, regress_acc_auditor;
+DROP ROLE regress_dr_a, regress_dr_b, regress_acc_admin, regress_acc_auditor, regress_acc_app;

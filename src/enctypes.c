@@ -32,6 +32,7 @@
 #include "utils/date.h"
 #include "utils/jsonb.h"
 
+#include "actor.h"
 #include "enctypes.h"
 #include "keyring.h"
 #include "masterkey.h"
@@ -262,7 +263,11 @@ encrypt_datum(HgTypeCode code, uint32 key_id, Datum value)
 	return result;
 }
 
-/* Decrypt a stored value of type code, checking its row key if given. */
+/*
+ * Decrypt a stored value of type code, checking its row key if given.  Every
+ * decrypt() variant comes here, and only they do, so this is where
+ * hipaa_guard.require_mfa applies.
+ */
 static Datum
 decrypt_value(HgTypeCode code, bytea *value, const char *row_key)
 {
@@ -271,6 +276,7 @@ decrypt_value(HgTypeCode code, bytea *value, const char *row_key)
 	size_t		len;
 	Datum		result;
 
+	hg_require_second_factor();
 	hg_parse_stored(value, &env);
 	if (env.type_code != code)
 		ereport(ERROR,

@@ -15,8 +15,10 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/shmem.h"
 #include "utils/guc.h"
 
+#include "actor.h"
 #include "hipaa_guard.h"
 #include "keyring.h"
 #include "masterkey.h"
@@ -30,6 +32,7 @@ void		_PG_init(void);
 static bool loaded_at_preload = false;
 static int	hg_break_glass_max_duration = 240;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void
 hg_shmem_request(void)
@@ -37,6 +40,15 @@ hg_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	hg_keyring_shmem_request();
+	RequestAddinShmemSpace(hg_actor_shmem_size());
+}
+
+static void
+hg_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	hg_actor_shmem_startup();
 }
 
 void
@@ -100,6 +112,40 @@ define_keyring_settings(void)
 }
 
 /*
+ * Define the actor token settings.  All are PGC_SUSET: the application role
+ * that presents tokens must not choose how they are checked.
+ */
+static void
+define_actor_settings(void)
+{
+	DefineCustomStringVariable("hipaa_guard.token_issuer",
+							   "Issuer that actor tokens must name in their \"iss\" claim.",
+							   "While it is empty, hipaa_guard.set_actor() rejects every token.",
+							   &hg_token_issuer, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("hipaa_guard.token_audience",
+							   "Audience that actor tokens must include in their \"aud\" claim.",
+							   "While it is empty, hipaa_guard.set_actor() rejects every token.",
+							   &hg_token_audience, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("hipaa_guard.token_signing_key",
+							   "Signing key that verifies actor tokens whose header has no \"kid\".",
+							   "The name of a key made by hipaa_guard.create_signing_key(). A token with a \"kid\" is verified with the key of that name.",
+							   &hg_token_signing_key, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("hipaa_guard.token_leeway",
+							"Clock difference allowed when checking the \"exp\" and \"nbf\" claims of actor tokens.",
+							NULL,
+							&hg_token_leeway, 30, 0, 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("hipaa_guard.require_mfa",
+							 "Allows decryption only to actors with a second authentication factor.",
+							 "A token's actor has one when the token's \"amr\" claim shows one, a direct login when it authenticated with a client certificate.",
+							 &hg_require_mfa, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+}
+
+/*
  * Define the purge schedule.  It is defined even when the library is not
  * preloaded, so that SHOW works, although only a preloaded library runs the
  * launcher that reads it.
@@ -132,10 +178,12 @@ void
 _PG_init(void)
 {
 	define_keyring_settings();
+	define_actor_settings();
 	define_worker_settings();
 	define_access_settings();
 	hg_session_define_settings();
 	hg_keyring_init();
+	hg_actor_init();
 	if (!process_shared_preload_libraries_in_progress)
 	{
 		hg_session_warn_not_enforced();
@@ -150,6 +198,9 @@ _PG_init(void)
 	loaded_at_preload = true;
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = hg_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = hg_shmem_startup;
+	hg_actor_preload_init();
 	hg_masterkey_load_all();
 	hg_worker_register();
 	hg_session_install_hooks();

@@ -1,8 +1,9 @@
 /*
  * keyfuncs.c
- *		SQL-callable key management: create_key, rotate_key, destroy_key,
- *		erasing retired versions, rewrap_keys and master_key_status.  Argument checks live here; the
- *		work is done by keyring.c.
+ *		SQL-callable key management: create_key, create_signing_key,
+ *		rotate_key, destroy_key, erasing retired versions, rewrap_keys and
+ *		master_key_status.  Argument checks live here; the work is done by
+ *		keyring.c.
  */
 #include "postgres.h"
 
@@ -61,6 +62,25 @@ hg_create_key(PG_FUNCTION_ARGS)
 	if (strncmp(name, HG_PATIENT_KEY_PREFIX, strlen(HG_PATIENT_KEY_PREFIX)) != 0)
 		check_key_name_chars(name);
 	PG_RETURN_INT32((int32) hg_keyring_create(name));
+}
+
+/*
+ * Create a signing key for actor tokens.  Its name is what tokens carry as
+ * "kid", so it gets the same character set as data key names.
+ */
+PG_FUNCTION_INFO_V1(hg_create_signing_key);
+Datum
+hg_create_signing_key(PG_FUNCTION_ARGS)
+{
+	char	   *name = key_name_argument(fcinfo);
+
+	if (strlen(name) > HG_MAX_KEY_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("data key name is too long"),
+				 errdetail("Key names have at most %d bytes.", HG_MAX_KEY_NAME_LEN)));
+	check_key_name_chars(name);
+	PG_RETURN_INT32((int32) hg_keyring_create_signing(name));
 }
 
 PG_FUNCTION_INFO_V1(hg_rotate_key);

@@ -97,6 +97,7 @@ typedef struct KeyInfo
 	uint32		key_id;			/* hash key */
 	uint32		current_version;
 	bool		destroyed;
+	HgKeyKind	kind;
 	char		name[HG_MAX_KEY_NAME_LEN + 1];
 } KeyInfo;
 
@@ -299,6 +300,7 @@ read_key_row(Oid index, ScanKeyData *skey, KeyInfo *info)
 		bool		isnull;
 		char	   *name;
 		char	   *state;
+		char	   *kind;
 
 		info->key_id = DatumGetInt32(heap_getattr(tuple, Anum_keys_key_id, desc, &isnull));
 		name = TextDatumGetCString(heap_getattr(tuple, Anum_keys_name, desc, &isnull));
@@ -306,6 +308,13 @@ read_key_row(Oid index, ScanKeyData *skey, KeyInfo *info)
 		state = TextDatumGetCString(heap_getattr(tuple, Anum_keys_state, desc, &isnull));
 		info->destroyed = strcmp(state, "active") != 0;
 		info->current_version = DatumGetInt32(heap_getattr(tuple, Anum_keys_current_version, desc, &isnull));
+		kind = TextDatumGetCString(heap_getattr(tuple, Anum_keys_kind, desc, &isnull));
+		if (strcmp(kind, "signing") == 0)
+			info->kind = HG_KEY_KIND_SIGNING;
+		else if (strcmp(kind, "patient") == 0)
+			info->kind = HG_KEY_KIND_PATIENT;
+		else
+			info->kind = HG_KEY_KIND_DATA;
 		found = true;
 	}
 	systable_endscan(scan);
@@ -399,6 +408,13 @@ hg_key_is_destroyed(uint32 key_id)
 	return info == NULL || info->destroyed;
 }
 
+HgKeyKind
+hg_key_kind(uint32 key_id)
+{
+	keyring_begin();
+	return get_key_info(key_id, false)->kind;
+}
+
 uint32
 hg_key_current_version(uint32 key_id)
 {
@@ -416,6 +432,19 @@ key_label(KeyInfo *info)
 	if (strncmp(info->name, HG_PATIENT_KEY_PREFIX, strlen(HG_PATIENT_KEY_PREFIX)) == 0)
 		return psprintf("per-patient data key %u", info->key_id);
 	return psprintf("data key \"%s\"", info->name);
+}
+
+/*
+ * A signing key's secret must not be reachable through any other function,
+ * so encryption, blind indexes and pseudonyms refuse it.
+ */
+static void
+report_signing_key(KeyInfo *info)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("\"%s\" is a signing key, not a data key", info->name),
+			 errdetail("Signing keys only sign actor tokens; they cannot encrypt values or compute blind indexes or pseudonyms.")));
 }
 
 static void
@@ -936,6 +965,8 @@ hg_key_for_encrypt(uint32 key_id, uint32 *version)
 
 	keyring_begin();
 	info = get_key_info(key_id, false);
+	if (info->kind == HG_KEY_KIND_SIGNING)
+		report_signing_key(info);
 	if (info->destroyed)
 		report_destroyed(info);
 	entry = get_version(key_id, info->current_version);
@@ -1018,6 +1049,28 @@ hg_key_for_mac(uint32 key_id)
 
 	keyring_begin();
 	info = get_key_info(key_id, false);
+	if (info->kind == HG_KEY_KIND_SIGNING)
+		report_signing_key(info);
+	entry = get_version(key_id, HG_MAC_KEY_VERSION);
+	if (info->destroyed || entry->destroyed)
+		report_destroyed(info);
+	return entry->key;
+}
+
+/*
+ * Return the MAC key (version 0) of a signing key, from which the token
+ * secret is derived.  The caller has checked the kind.
+ */
+const uint8_t *
+hg_key_for_signing(uint32 key_id)
+{
+	KeyInfo    *info;
+	VersionEntry *entry;
+
+	keyring_begin();
+	info = get_key_info(key_id, false);
+	if (info->kind != HG_KEY_KIND_SIGNING)
+		elog(ERROR, "hipaa_guard: key %u is not a signing key", key_id);
 	entry = get_version(key_id, HG_MAC_KEY_VERSION);
 	if (info->destroyed || entry->destroyed)
 		report_destroyed(info);
@@ -1062,11 +1115,24 @@ hg_keyring_create(const char *name)
 	return create_key_internal(name, "data", false);
 }
 
+/* Create a signing key; the caller has checked the name's characters. */
+uint32
+hg_keyring_create_signing(const char *name)
+{
+	return create_key_internal(name, "signing", false);
+}
+
 uint32
 hg_keyring_rotate(const char *name)
 {
 	uint32		key_id = hg_key_id_by_name(name, false);
 
+	if (get_key_info(key_id, false)->kind == HG_KEY_KIND_SIGNING)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("signing key \"%s\" cannot be rotated", name),
+				 errdetail("The token secret is derived from the key's first version, so a new version would not change it."),
+				 errhint("Create a new signing key with hipaa_guard.create_signing_key(), have the token issuer sign with it and name it as \"kid\", then destroy the old key.")));
 	return rotate_internal(key_id, 0);
 }
 

@@ -14,6 +14,14 @@
 #define HG_MAC_KEY_VERSION		0	/* version 0 holds the blind index key */
 #define HG_PATIENT_KEY_PREFIX	"patient:"
 
+/* hipaa_guard.data_keys.kind */
+typedef enum HgKeyKind
+{
+	HG_KEY_KIND_DATA,
+	HG_KEY_KIND_PATIENT,
+	HG_KEY_KIND_SIGNING			/* signs actor tokens, encrypts nothing */
+} HgKeyKind;
+
 
 extern int	hg_rotate_after_encryptions;
 extern int	hg_nonce_lease_size;
@@ -29,10 +37,13 @@ extern const uint8_t *hg_key_for_decrypt(uint32 key_id, uint32 version);
 extern const uint8_t *hg_key_for_mac(uint32 key_id);
 extern uint32 hg_key_current_version(uint32 key_id);
 extern bool hg_key_is_destroyed(uint32 key_id);
+extern HgKeyKind hg_key_kind(uint32 key_id);
+extern const uint8_t *hg_key_for_signing(uint32 key_id);
 
 
 
 extern uint32 hg_keyring_create(const char *name);
+extern uint32 hg_keyring_create_signing(const char *name);
 extern uint32 hg_keyring_rotate(const char *name);
 extern void hg_keyring_destroy(const char *name);
 extern void hg_keyring_retire(const char *name, uint32 version);

@@ -60,6 +60,7 @@ GRANT EXECUTE ON PROCEDURE @extschema@.reencrypt(regclass, integer) TO hipaa_adm
 -- Only checks whether the caller is in a transaction block.
 GRANT EXECUTE ON FUNCTION @extschema@.require_own_transaction(text) TO PUBLIC;
 GRANT SELECT ON @extschema@.keys, @extschema@.encrypted_columns TO hipaa_admin, hipaa_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.create_signing_key(text) TO hipaa_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.master_key_status() TO hipaa_auditor;
 
 -- De-identification: the Safe Harbor helpers reveal nothing; pseudonyms need
@@ -125,3 +126,12 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.group_member_paths(name), @extschema@.check_group_change(name, name)
     TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.role_conflicts() TO hipaa_admin, hipaa_auditor;
+
+-- The actor: only applications present tokens, and the read functions show
+-- the caller only its own actor.  signing_secret() is granted to nobody:
+-- superusers alone run it.
+GRANT EXECUTE ON FUNCTION @extschema@.set_actor(text) TO hipaa_app;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.reset_actor(), @extschema@.actor(), @extschema@.actor_roles(),
+    @extschema@.actor_purpose(), @extschema@.actor_mfa(), @extschema@.actor_mfa_ok()
+    TO PUBLIC;

@@ -15,7 +15,7 @@ CREATE TABLE @extschema@.data_keys (
     destroyed_at timestamptz,
     CONSTRAINT data_keys_pkey PRIMARY KEY (key_id),
     CONSTRAINT data_keys_name_key UNIQUE (name),
-    CONSTRAINT data_keys_kind_check CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['data', 'patient'])),
+    CONSTRAINT data_keys_kind_check CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['data', 'patient', 'signing'])),
     CONSTRAINT data_keys_state_check CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'destroyed']))
 );
 ALTER SEQUENCE @extschema@.data_keys_key_id_seq OWNED BY @extschema@.data_keys.key_id;

@@ -1,10 +1,12 @@
 /*
  * make_corpus.c
  *		Write the seed corpus of the fuzz targets: valid and malformed
- *		envelopes in binary and text form, and valid and malformed master keys.
+ *		envelopes in binary and text form, valid and malformed master keys,
+ *		and valid and malformed actor tokens.
  *
- * Usage: make_corpus DIR, which writes DIR/envelope_binary, DIR/envelope_text
- * and DIR/key_text, one file per seed.  The output is the same on every run.
+ * Usage: make_corpus DIR, which writes DIR/envelope_binary, DIR/envelope_text,
+ * DIR/key_text and DIR/jwt, one file per seed.  The output is the same on
+ * every run.
  *
  * The envelopes are built here from the layout documented in envelope.h, with
  * a base64 encoder of our own, rather than with hg_envelope_write_header() and
@@ -20,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "envelope.h"
+#include "jwt.h"
 #include "keytext.h"
 
 #define MAX_SEED_LEN	4096
@@ -268,6 +271,151 @@ add_envelopes(void)
 	add_text("short-envelope", "hg1:AQEAAA==", HG_PARSE_TOO_SHORT);
 }
 
+/*
+ * Run a token through the stages of set_actor() that jwt.c covers, and
+ * return the first status other than HG_JWT_OK.
+ */
+static HgJwtStatus
+token_status(const char *token, size_t len, bool ascii_only)
+{
+	HgJwtParts	parts;
+	HgJwtHeader header;
+	HgJwtClaims claims;
+	HgJwtError	error;
+	uint8_t		signature[HG_JWT_SIGNATURE_LEN];
+
+	if (!hg_jwt_split(token, len, &parts, &error) ||
+		!hg_jwt_decode_header(&parts, ascii_only, &header, &error))
+		return error.status;
+	hg_jwt_free_header(&header);
+	if (!hg_jwt_decode_signature(&parts, signature, &error) ||
+		!hg_jwt_decode_claims(&parts, ascii_only, &claims, &error))
+		return error.status;
+	hg_jwt_free_claims(&claims);
+	return HG_JWT_OK;
+}
+
+/* Unpadded base64url (RFC 4648, section 5), from the standard encoder. */
+static size_t
+encode_base64url(const uint8_t *in, size_t len, char *out)
+{
+	size_t		n = encode_base64(in, len, out);
+
+	while (n > 0 && out[n - 1] == '=')
+		n--;
+	for (size_t i = 0; i < n; i++)
+		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+	out[n] = '\0';
+	return n;
+}
+
+/*
+ * Write a seed of fuzz_jwt's structured mode: the mode byte, the header,
+ * a NUL byte and the claims.  The check builds the token as the target
+ * does, with a signature part of 32 zero bytes.
+ */
+static void
+add_token_json(const char *name, bool ascii_only, const char *header,
+			   const char *claims, HgJwtStatus expected)
+{
+	char		seed[MAX_SEED_LEN];
+	char		token[MAX_SEED_LEN * 2];
+	uint8_t		zeros[HG_JWT_SIGNATURE_LEN] = {0};
+	size_t		header_len = strlen(header);
+	size_t		claims_len = strlen(claims);
+	size_t		n;
+	HgJwtStatus status;
+
+	seed[0] = ascii_only ? 1 : 0;
+	memcpy(seed + 1, header, header_len);
+	seed[1 + header_len] = '\0';
+	memcpy(seed + 2 + header_len, claims, claims_len);
+	write_seed("jwt", name, seed, 2 + header_len + claims_len);
+
+	n = encode_base64url((const uint8_t *) header, header_len, token);
+	token[n++] = '.';
+	n += encode_base64url((const uint8_t *) claims, claims_len, token + n);
+	token[n++] = '.';
+	n += encode_base64url(zeros, sizeof(zeros), token + n);
+	status = token_status(token, n, ascii_only);
+	if (status != expected)
+		report_mismatch("jwt", name, expected, status);
+}
+
+/* Write a seed of fuzz_jwt's raw mode: the mode byte and a token as sent. */
+static void
+add_token_raw(const char *name, const char *token, HgJwtStatus expected)
+{
+	char		seed[MAX_SEED_LEN];
+	HgJwtStatus status;
+
+	seed[0] = 2;
+	memcpy(seed + 1, token, strlen(token));
+	write_seed("jwt", name, seed, 1 + strlen(token));
+	status = token_status(token, strlen(token), false);
+	if (status != expected)
+		report_mismatch("jwt", name, expected, status);
+}
+
+static void
+add_tokens(void)
+{
+	const char *header = "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"app\"}";
+	const char *claims = "{\"sub\":\"alice\",\"exp\":1900000000,\"nbf\":1,"
+		"\"iss\":\"https://issuer.example\",\"aud\":[\"api\",\"db\"],"
+		"\"roles\":[\"clinician\"],\"purpose\":\"treatment\",\"amr\":[\"pwd\",\"otp\"]}";
+	const char *minimal = "{\"sub\":\"a\",\"exp\":1}";
+	char		deep[200];
+
+	add_token_json("ok-full", false, header, claims, HG_JWT_OK);
+	add_token_json("ok-minimal", false, "{\"alg\":\"HS256\"}", minimal, HG_JWT_OK);
+	add_token_json("ok-escapes", false, "{\"alg\":\"HS\\u0032\\u00356\"}",
+				   "{\"sub\":\"jos\\u00e9\",\"iss\":\"https:\\/\\/i\",\"exp\":1.5e9}", HG_JWT_OK);
+	add_token_json("ok-non-ascii-utf8", false, header, "{\"sub\":\"jos\xc3\xa9\",\"exp\":1}", HG_JWT_OK);
+	add_token_json("bad-non-ascii-escape", true, header, "{\"sub\":\"jos\\u00e9\",\"exp\":1}",
+				   HG_JWT_NON_ASCII);
+	add_token_json("bad-non-ascii-byte", true, header, "{\"sub\":\"jos\xc3\xa9\",\"exp\":1}",
+				   HG_JWT_NON_ASCII);
+	add_token_json("bad-alg-none", false, "{\"alg\":\"none\"}", minimal, HG_JWT_ALG_NOT_ACCEPTED);
+	add_token_json("bad-alg-missing", false, "{\"typ\":\"JWT\"}", minimal, HG_JWT_ALG_MISSING);
+	add_token_json("bad-typ", false, "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", minimal,
+				   HG_JWT_TYP_NOT_ACCEPTED);
+	add_token_json("bad-crit", false, "{\"alg\":\"HS256\",\"crit\":[\"b64\"]}", minimal,
+				   HG_JWT_CRIT_NOT_SUPPORTED);
+	add_token_json("bad-kid-number", false, "{\"alg\":\"HS256\",\"kid\":7}", minimal,
+				   HG_JWT_WRONG_TYPE);
+	add_token_json("bad-duplicate", false, "{\"alg\":\"HS256\",\"alg\":\"HS256\"}", minimal,
+				   HG_JWT_DUPLICATE_MEMBER);
+	add_token_json("bad-header-array", false, "[\"HS256\"]", minimal, HG_JWT_NOT_OBJECT);
+	add_token_json("bad-claims-json", false, header, "{\"sub\":", HG_JWT_BAD_JSON);
+	add_token_json("bad-claims-zero-escape", false, header, "{\"sub\":\"a\\u0000\",\"exp\":1}",
+				   HG_JWT_BAD_JSON);
+	add_token_json("bad-claims-utf8", false, header, "{\"sub\":\"\xff\",\"exp\":1}", HG_JWT_BAD_UTF8);
+	snprintf(deep, sizeof(deep), "{\"sub\":\"a\",\"exp\":1,\"x\":%.17s%.17s}",
+			 "[[[[[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]]]]]");
+	add_token_json("bad-too-deep", false, header, deep, HG_JWT_TOO_DEEP);
+	add_token_json("bad-sub-missing", false, header, "{\"exp\":1}", HG_JWT_CLAIM_MISSING);
+	add_token_json("bad-sub-control", false, header, "{\"sub\":\"a\\nb\",\"exp\":1}",
+				   HG_JWT_CONTROL_CHARACTER);
+	add_token_json("bad-exp-string", false, header, "{\"sub\":\"a\",\"exp\":\"1\"}", HG_JWT_WRONG_TYPE);
+	add_token_json("bad-exp-infinite", false, header, "{\"sub\":\"a\",\"exp\":1e999}", HG_JWT_WRONG_TYPE);
+	add_token_json("bad-roles-mixed", false, header, "{\"sub\":\"a\",\"exp\":1,\"roles\":[\"r\",1]}",
+				   HG_JWT_WRONG_TYPE);
+
+	add_token_raw("raw-ok", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjoxfQ."
+				  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", HG_JWT_OK);
+	add_token_raw("raw-bad-padding", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjoxfQ==."
+				  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", HG_JWT_BAD_BASE64);
+	add_token_raw("raw-bad-trailing-bits", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjoxfQ."
+				  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB", HG_JWT_BAD_BASE64);
+	add_token_raw("raw-bad-short-signature", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjoxfQ.AAAA",
+				  HG_JWT_BAD_SIGNATURE_LENGTH);
+	add_token_raw("raw-bad-two-parts", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjoxfQ",
+				  HG_JWT_NOT_THREE_PARTS);
+	add_token_raw("raw-bad-alg-none", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIiwiZXhwIjoxfQ.",
+				  HG_JWT_ALG_NOT_ACCEPTED);
+}
+
 static void
 add_keys(void)
 {
@@ -320,13 +468,15 @@ main(int argc, char **argv)
 	make_dir("envelope_binary");
 	make_dir("envelope_text");
 	make_dir("key_text");
+	make_dir("jwt");
 
 	add_envelopes();
 	add_keys();
+	add_tokens();
 
 	if (mismatch_count > 0)
 	{
-		fprintf(stderr, "error: %d seeds did not parse as the layout in envelope.h requires\n",
+		fprintf(stderr, "error: %d seeds did not parse as the layouts in envelope.h and jwt.h require\n",
 				mismatch_count);
 		return 1;
 	}

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 seconds=${FUZZ_SECONDS:-60}
-targets=(envelope_binary envelope_text key_text)
+targets=(envelope_binary envelope_text key_text jwt)
 status=0
 
 if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
