@@ -1,8 +1,8 @@
 /*
  * actor.c
- *		The actor: the end user for whom an application that shares one
- *		database login acts, verified from a signed token, and the
- *		second-factor rule that decrypt() and row security policies apply.
+ *		The actor: the end user that an application sharing one database
+ *		login acts for, verified from a signed token, and the second-factor
+ *		rule that decrypt() and row security policies apply.
  *
  * Tokens.  hipaa_guard.set_actor(token) accepts an HS256 JSON Web Token,
  * parsed and checked by jwt.c.  Its secret is derived with HKDF from the MAC
@@ -222,9 +222,9 @@ actor_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * A committed subtransaction hands the actor to its parent; a rolled back
- * one clears it, so that a savepoint rollback never keeps an actor set
- * after it.
+ * Hand the actor to the parent of a committed subtransaction, and clear it
+ * when the subtransaction that set it rolls back.  A rollback to a savepoint
+ * thus never keeps an actor that was set after the savepoint.
  */
 static void
 actor_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -482,7 +482,7 @@ hg_reset_actor(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* A worker would read the absence of an actor, so refuse instead. */
+/* A worker would read the absence of an actor, so raise an error instead. */
 static void
 check_not_parallel_worker(void)
 {

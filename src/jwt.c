@@ -1,7 +1,7 @@
 /*
  * jwt.c
  *		Split, decode and check an actor token: a JSON Web Signature in
- *		compact form (RFC 7515) made with HS256, whose payload holds the
+ *		compact form (RFC 7515) made with HS256, whose payload contains the
  *		claims of a JSON Web Token (RFC 7519).
  *
  * Base64url is accepted without padding only (RFC 7515, section 2): "=",
@@ -361,7 +361,7 @@ on_scalar(void *state, char *token, JsonTokenType type)
 		pfree(token);
 }
 
-/* Whether a lexed string token holds a \u escape of a non-ASCII character. */
+/* Whether a lexed string token contains a \u escape of a non-ASCII character. */
 static bool
 has_non_ascii_escape(const char *start, const char *end)
 {
@@ -452,7 +452,7 @@ prescan_json(char *json, size_t len, bool ascii_only, int part, HgJwtError *erro
 
 /*
  * Decode one base64url part and parse it as a JSON object into *object.
- * On failure *object holds nothing to free.
+ * On failure nothing in *object needs to be freed.
  */
 static bool
 parse_part(const HgJwtParts *parts, int part, bool ascii_only,

@@ -2,8 +2,8 @@
  * jwt.h
  *		Parsing and checking of the JSON Web Tokens (RFC 7519, compact form)
  *		that carry the actor.  No catalog, keyring or OpenSSL access here, so
- *		that the fuzz target can link this file alone; the caller verifies the
- *		signature and turns an HgJwtError into an ereport.
+ *		that the fuzz target can link this file alone.  The caller verifies
+ *		the signature and turns an HgJwtError into an ereport.
  */
 #ifndef HG_JWT_H
 #define HG_JWT_H

@@ -436,7 +436,7 @@ key_label(KeyInfo *info)
 
 /*
  * A signing key's secret must not be reachable through any other function,
- * so encryption, blind indexes and pseudonyms refuse it.
+ * so encryption, blind indexes and pseudonyms reject signing keys.
  */
 static void
 report_signing_key(KeyInfo *info)

@@ -1,7 +1,7 @@
 
--- The actor: the end user for whom an application that shares one login
--- acts, verified from an HS256 JSON Web Token signed under a signing key.
--- The actor is kept in C, not in a setting; see src/actor.c.
+-- The actor: the end user that an application sharing one login acts for,
+-- verified from an HS256 JSON Web Token signed under a signing key.  The
+-- actor is kept in C, not in a setting, as src/actor.c explains.
 CREATE FUNCTION @extschema@.create_signing_key(name text) RETURNS integer
     AS 'MODULE_PATHNAME', 'hg_create_signing_key' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.create_signing_key(text) IS 'Create a key that signs actor tokens (its name is the tokens'' "kid"); returns its id';

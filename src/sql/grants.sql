@@ -128,8 +128,8 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION @extschema@.role_conflicts() TO hipaa_admin, hipaa_auditor;
 
 -- The actor: only applications present tokens, and the read functions show
--- the caller only its own actor.  signing_secret() is granted to nobody:
--- superusers alone run it.
+-- the caller only its own actor.  signing_secret() is granted to no role,
+-- so that only superusers run it.
 GRANT EXECUTE ON FUNCTION @extschema@.set_actor(text) TO hipaa_app;
 GRANT EXECUTE ON FUNCTION
     @extschema@.reset_actor(), @extschema@.actor(), @extschema@.actor_roles(),

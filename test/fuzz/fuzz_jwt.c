@@ -7,10 +7,9 @@
  *
  * The first input byte selects the mode.  Bit 0 set: the database is not
  * UTF8, so only ASCII is accepted.  Bit 1 set: the rest is a token as sent.
- * Bit 1 clear: the rest is the header JSON, a NUL byte and the claims JSON,
- * which this target encodes into a token with a signature part of 32 zero
- * bytes, so that the fuzzer reaches the JSON parser without having to learn
- * base64url.
+ * Bit 1 clear: the rest is the header JSON, a NUL byte and the claims JSON.
+ * This target encodes them into a token with a signature part of 32 zero
+ * bytes, so the fuzzer reaches the JSON parser without learning base64url.
  *
  * Besides crashes and sanitizer reports, it checks properties: the three
  * parts rebuild the token, every part that decodes encodes back to the same

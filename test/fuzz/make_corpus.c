@@ -304,7 +304,12 @@ encode_base64url(const uint8_t *in, size_t len, char *out)
 	while (n > 0 && out[n - 1] == '=')
 		n--;
 	for (size_t i = 0; i < n; i++)
-		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+	{
+		if (out[i] == '+')
+			out[i] = '-';
+		else if (out[i] == '/')
+			out[i] = '_';
+	}
 	out[n] = '\0';
 	return n;
 }
