@@ -95,12 +95,15 @@ BEGIN
         patients := '{}';
         RETURN;
     END IF;
+    -- Sorted, because a btree scan sorts the array of "= ANY" at every
+    -- execution, and sorting sorted input is quick.
     patients := ARRAY(
         SELECT c.patient FROM @extschema@.care_assignments AS c
          WHERE c.actor = me AND c.ended_at IS NULL AND c.valid_from <= now() AND c.valid_until > now()
         UNION
         SELECT b.patient FROM @extschema@.break_glass_events AS b
-         WHERE b.actor = me AND b.started_at <= now() AND b.expires_at > now());
+         WHERE b.actor = me AND b.started_at <= now() AND b.expires_at > now()
+        ORDER BY 1);
     valid_until := least(
         (SELECT min(c.valid_until) FROM @extschema@.care_assignments AS c
           WHERE c.actor = me AND c.ended_at IS NULL AND c.valid_until > now()),
