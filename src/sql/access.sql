@@ -82,8 +82,8 @@ END;
 
 -- The patients the current actor may see now: those in the actor's care and
 -- those of an unexpired break-glass access, and the moment that list next
--- changes by itself.  None while the actor lacks a second factor that
--- hipaa_guard.require_mfa asks for.
+-- changes by itself.  None while hipaa_guard.require_mfa is on and the actor
+-- has no second factor.
 CREATE FUNCTION @extschema@.compute_my_patients(OUT patients text[], OUT valid_until timestamptz)
     LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
     SET search_path = pg_catalog, pg_temp
@@ -206,8 +206,8 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.protect_table(regclass, name) IS 'Put a table under care-team row level security keyed by its patient column';
 
--- Takes the care-team policy away; row level security stays enabled and
--- forced, so the table is closed to clinicians rather than opened to all.
+-- Drop the care-team policy.  Row level security stays enabled and forced,
+-- so the table is closed to clinicians rather than opened to all.
 CREATE FUNCTION @extschema@.unprotect_table(tbl regclass) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
