@@ -3,8 +3,10 @@
 --
 -- Loads patients, encounters and conditions with plain COPY into tables whose
 -- identifiers are encrypted columns, then shows what each role can read, a
--- blind index lookup, a pg_dump without plaintext, a key rotation and the
--- shredding of one patient's key.  psql variable: synthea_dir.
+-- blind index lookup, a pg_dump without plaintext, a key rotation, the
+-- shredding of one patient's key, a retention purge, a de-identified view,
+-- and care-team access for a clinician, an admin, an auditor and an
+-- application acting for a signed-in user.  psql variable: synthea_dir.
 --
 \set QUIET on
 \pset footer off
@@ -218,6 +220,92 @@ SELECT count(*) AS patients, count(zip) AS with_zip3, count(*) FILTER (WHERE zip
        count(*) FILTER (WHERE birthdate IS NULL) AS birth_year_suppressed
   FROM patients_deidentified;
 RESET ROLE;
+
+
+\echo
+\echo '== Step 9. Care-team access: a clinician, an admin, an auditor, break-the-glass and a signed actor token'
+DO $$
+BEGIN
+    DROP ROLE IF EXISTS demo_dr_grey;
+    DROP ROLE IF EXISTS demo_admin;
+    DROP ROLE IF EXISTS demo_auditor;
+    DROP ROLE IF EXISTS demo_app;
+    CREATE ROLE demo_dr_grey IN ROLE hipaa_clinician;
+    CREATE ROLE demo_admin IN ROLE hipaa_admin;
+    CREATE ROLE demo_auditor IN ROLE hipaa_auditor;
+    CREATE ROLE demo_app IN ROLE hipaa_app;
+END
+$$;
+SELECT patient AS grey_patient FROM encounters GROUP BY patient ORDER BY count(*) DESC, patient LIMIT 1 \gset
+SELECT patient AS other_patient FROM encounters WHERE patient <> :'grey_patient'
+ GROUP BY patient ORDER BY count(*) DESC, patient LIMIT 1 \gset
+SET SESSION AUTHORIZATION demo_admin;
+\echo 'The admin protects the encounters and puts one patient in the care of dr_grey for 30 days:'
+SELECT hipaa_guard.protect_table('encounters', 'patient');
+SELECT hipaa_guard.assign_care('demo_dr_grey', :'grey_patient', 'attending', now() + interval '30 days') AS assignment_id;
+\echo 'The admin manages access but reads no protected row:'
+\set ON_ERROR_STOP off
+SELECT count(*) FROM encounters;
+\set ON_ERROR_STOP on
+RESET SESSION AUTHORIZATION;
+
+SET SESSION AUTHORIZATION demo_dr_grey;
+\echo 'dr_grey sees the encounters of the patient in their care, and decrypts their reasons:'
+SELECT count(*) AS encounters_visible, count(DISTINCT patient) AS patients_visible FROM encounters;
+SELECT start::date, description, hipaa_guard.decrypt(reasondescription) AS reason
+  FROM encounters WHERE reasondescription IS NOT NULL ORDER BY start DESC LIMIT 3;
+SELECT count(*) AS other_patient_encounters FROM encounters WHERE patient = :'other_patient';
+\echo 'An emergency: dr_grey breaks the glass for another patient, for 30 minutes:'
+SELECT hipaa_guard.break_glass(:'other_patient', 'Patient unconscious in the ED, medication history needed',
+                               interval '30 minutes') AS glass_event \gset
+SELECT count(*) AS other_patient_encounters FROM encounters WHERE patient = :'other_patient';
+RESET SESSION AUTHORIZATION;
+
+SET SESSION AUTHORIZATION demo_auditor;
+\echo 'The auditor reviews break-glass access, and reads no patient table:'
+SELECT event_id, severity, actor, reason, access, acknowledged FROM hipaa_guard.break_glass_review;
+\set ON_ERROR_STOP off
+SELECT count(*) FROM encounters;
+\set ON_ERROR_STOP on
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION demo_admin;
+SELECT hipaa_guard.acknowledge_break_glass(:glass_event, 'Reviewed with the ED lead: justified');
+SELECT event_id, acknowledged, acknowledged_by, review_note FROM hipaa_guard.break_glass_review;
+RESET SESSION AUTHORIZATION;
+
+\echo 'An application shares one login (demo_app) and passes the signed-in user as an HS256 token.'
+\echo 'The token issuer holds the secret of signing key "demo_issuer"; here pgcrypto mints the token.'
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+SELECT hipaa_guard.create_signing_key('demo_issuer') AS signing_key_id;
+SET hipaa_guard.token_issuer = 'https://login.demo.example';
+SET hipaa_guard.token_audience = 'demo-ehr';
+CREATE FUNCTION pg_temp.b64url(data bytea) RETURNS text LANGUAGE sql IMMUTABLE
+    RETURN rtrim(translate(encode(data, 'base64'), E'+/\n', '-_'), '=');
+SELECT body || '.' || pg_temp.b64url(hmac(convert_to(body, 'UTF8'), secret, 'sha256')) AS token
+  FROM (SELECT pg_temp.b64url(convert_to('{"alg":"HS256","typ":"JWT","kid":"demo_issuer"}', 'UTF8')) || '.' ||
+               pg_temp.b64url(convert_to(jsonb_build_object(
+                   'sub', 'demo_dr_grey', 'iss', 'https://login.demo.example', 'aud', 'demo-ehr',
+                   'exp', extract(epoch FROM now())::bigint + 300, 'amr', '["pwd", "otp"]'::jsonb,
+                   'purpose', 'treatment')::text, 'UTF8')) AS body,
+               decode(translate(hipaa_guard.signing_secret('demo_issuer'), '-_', '+/') || '=', 'base64') AS secret) AS t
+\gset
+SET SESSION AUTHORIZATION demo_app;
+\echo 'Without a token the application login sees nothing:'
+SELECT hipaa_guard.actor() AS actor, (SELECT count(*) FROM encounters) AS encounters_visible;
+BEGIN;
+SELECT hipaa_guard.set_actor(:'token') AS actor_set;
+\echo 'With the token, for this transaction, it sees what dr_grey sees:'
+SELECT hipaa_guard.actor() AS actor, hipaa_guard.actor_purpose() AS purpose, hipaa_guard.actor_mfa() AS second_factor,
+       (SELECT count(*) FROM encounters) AS encounters_visible;
+COMMIT;
+SELECT hipaa_guard.actor() AS actor_after_commit, (SELECT count(*) FROM encounters) AS encounters_visible;
+\echo 'A forged token (signature changed) is rejected:'
+\set ON_ERROR_STOP off
+SELECT hipaa_guard.set_actor(overlay(:'token' PLACING CASE WHEN substr(:'token', length(:'token') - 10, 1) = 'A'
+                                                        THEN 'B' ELSE 'A' END
+                                     FROM length(:'token') - 10 FOR 1));
+\set ON_ERROR_STOP on
+RESET SESSION AUTHORIZATION;
 
 \echo
 \echo 'Demo finished.'
