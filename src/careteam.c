@@ -1,7 +1,9 @@
 /*
  * careteam.c
  *		The per-session cache of the current actor's patients, which the
- *		care-team row level security policies read once per statement.
+ *		care-team row level security policies read once per statement, the
+ *		planner support of those policies, and the refusal of EXPLAIN
+ *		ANALYZE on protected tables.
  *
  * Computing the list reads the actor's care assignments and break-glass
  * events (hipaa_guard.compute_my_patients()), which costs far more than the
@@ -14,21 +16,40 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_type.h"
 #include "catalog/namespace.h"
 #include "commands/extension.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "commands/prepare.h"
 #include "commands/trigger.h"
+#include "rewrite/rewriteHandler.h"
+#include "rewrite/rowsecurity.h"
+#include "tcop/utility.h"
+#include "utils/rel.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/pathnodes.h"
+#include "nodes/supportnodes.h"
+#include "optimizer/optimizer.h"
+#include "access/stratnum.h"
 #include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+
+#include "careteam.h"
 
 typedef struct PatientCache
 {
@@ -174,4 +195,314 @@ hg_care_changed(PG_FUNCTION_ARGS)
 	resolve_objects();
 	CacheInvalidateRelcacheByRelid(care_table);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * hipaa_guard.cares_for(patient, patients): whether patient is one of
+ * patients, compared byte by byte.  The care-team policy of a table with a
+ * text patient column calls it with the InitPlan's list, so the list is the
+ * same for every row of a statement: it is sorted once into fn_extra, and
+ * each row costs a binary search.
+ */
+typedef struct PatientSet
+{
+	Size		source_size;
+	char	   *source;			/* copy of the array the set was built from */
+	int			count;
+	char	  **ids;			/* sorted bytewise */
+	int		   *lengths;
+} PatientSet;
+
+static int
+compare_ids(const char *a, int alen, const char *b, int blen)
+{
+	int			cmp = memcmp(a, b, Min(alen, blen));
+
+	return cmp != 0 ? cmp : (alen > blen) - (alen < blen);
+}
+
+static int
+compare_entries(const void *a, const void *b, void *arg)
+{
+	PatientSet *set = (PatientSet *) arg;
+	int			i = *(const int *) a;
+	int			j = *(const int *) b;
+
+	return compare_ids(set->ids[i], set->lengths[i], set->ids[j], set->lengths[j]);
+}
+
+static PatientSet *
+build_patient_set(MemoryContext context, ArrayType *patients)
+{
+	MemoryContext old = MemoryContextSwitchTo(context);
+	PatientSet *set = palloc0(sizeof(PatientSet));
+	Datum	   *elements;
+	bool	   *nulls;
+	int			count;
+	int		   *order;
+	char	  **ids;
+	int		   *lengths;
+
+	set->source_size = VARSIZE(patients);
+	set->source = palloc(set->source_size);
+	memcpy(set->source, patients, set->source_size);
+	deconstruct_array(patients, TEXTOID, -1, false, TYPALIGN_INT, &elements, &nulls, &count);
+	set->ids = palloc(sizeof(char *) * Max(count, 1));
+	set->lengths = palloc(sizeof(int) * Max(count, 1));
+	for (int i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			continue;
+		set->ids[set->count] = VARDATA_ANY(DatumGetPointer(elements[i]));
+		set->lengths[set->count] = VARSIZE_ANY_EXHDR(DatumGetPointer(elements[i]));
+		set->count++;
+	}
+	order = palloc(sizeof(int) * Max(set->count, 1));
+	for (int i = 0; i < set->count; i++)
+		order[i] = i;
+	qsort_arg(order, set->count, sizeof(int), compare_entries, set);
+	ids = palloc(sizeof(char *) * Max(set->count, 1));
+	lengths = palloc(sizeof(int) * Max(set->count, 1));
+	for (int i = 0; i < set->count; i++)
+	{
+		ids[i] = set->ids[order[i]];
+		lengths[i] = set->lengths[order[i]];
+	}
+	set->ids = ids;
+	set->lengths = lengths;
+	MemoryContextSwitchTo(old);
+	return set;
+}
+
+PG_FUNCTION_INFO_V1(hg_cares_for);
+Datum
+hg_cares_for(PG_FUNCTION_ARGS)
+{
+	text	   *patient = PG_GETARG_TEXT_PP(0);
+	ArrayType  *patients = PG_GETARG_ARRAYTYPE_P(1);
+	PatientSet *set = (PatientSet *) fcinfo->flinfo->fn_extra;
+	const char *id = VARDATA_ANY(patient);
+	int			len = VARSIZE_ANY_EXHDR(patient);
+	int			low = 0;
+
+	/* Compared in full, so that a new list at the same address is never missed. */
+	if (set == NULL || set->source_size != VARSIZE(patients) ||
+		memcmp(set->source, patients, set->source_size) != 0)
+	{
+		set = build_patient_set(fcinfo->flinfo->fn_mcxt, patients);
+		fcinfo->flinfo->fn_extra = set;
+	}
+	for (int high = set->count - 1; low <= high;)
+	{
+		int			mid = low + (high - low) / 2;
+		int			cmp = compare_ids(id, len, set->ids[mid], set->lengths[mid]);
+
+		if (cmp == 0)
+			PG_RETURN_BOOL(true);
+		if (cmp < 0)
+			high = mid - 1;
+		else
+			low = mid + 1;
+	}
+	PG_RETURN_BOOL(false);
+}
+
+/* Whether clause restricts the column expression column to given values. */
+static bool
+restricts_column(Node *clause, Node *column)
+{
+	List	   *args;
+	Oid			opno;
+
+	if (IsA(clause, OpExpr))
+	{
+		args = ((OpExpr *) clause)->args;
+		opno = ((OpExpr *) clause)->opno;
+	}
+	else if (IsA(clause, ScalarArrayOpExpr) && ((ScalarArrayOpExpr *) clause)->useOr)
+	{
+		args = ((ScalarArrayOpExpr *) clause)->args;
+		opno = ((ScalarArrayOpExpr *) clause)->opno;
+	}
+	else
+		return false;
+	if (list_length(args) != 2 || get_oprrest(opno) != F_EQSEL)
+		return false;
+	for (int side = 0; side < 2; side++)
+	{
+		Node	   *mine = strip_implicit_coercions(list_nth(args, side));
+		Node	   *other = list_nth(args, 1 - side);
+
+		if (equal(mine, column) && !contain_var_clause(other) &&
+			!contain_volatile_functions(other))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Planner support of cares_for(): turn it into "patient = ANY (patients)",
+ * an index condition on the patient column, so that a query for all of the
+ * actor's patients scans the patient index.  Not when the query itself
+ * restricts the patient column to given values: the index then finds those
+ * rows, and as an index condition too the list would cost one btree
+ * descent per patient (PostgreSQL 15), where as a filter it costs a binary
+ * search per row.
+ */
+PG_FUNCTION_INFO_V1(hg_cares_for_support);
+Datum
+hg_cares_for_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	SupportRequestIndexCondition *req;
+	FuncExpr   *call;
+	Node	   *column;
+	Oid			eqop;
+	ListCell   *lc;
+	ScalarArrayOpExpr *any;
+
+	if (!IsA(rawreq, SupportRequestIndexCondition))
+		PG_RETURN_POINTER(NULL);
+	req = (SupportRequestIndexCondition *) rawreq;
+	call = (FuncExpr *) req->node;
+	if (!IsA(call, FuncExpr) || list_length(call->args) != 2 || req->indexarg != 0 ||
+		req->index->relam != BTREE_AM_OID ||
+		!OidIsValid(req->indexcollation) || !get_collation_isdeterministic(req->indexcollation))
+		PG_RETURN_POINTER(NULL);
+	eqop = get_opfamily_member(req->opfamily, TEXTOID, TEXTOID, BTEqualStrategyNumber);
+	if (!OidIsValid(eqop))
+		PG_RETURN_POINTER(NULL);
+
+	column = strip_implicit_coercions(linitial(call->args));
+	foreach(lc, req->index->rel->baserestrictinfo)
+	{
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+
+		if (restricts_column((Node *) rinfo->clause, column))
+			PG_RETURN_POINTER(NULL);
+	}
+
+	any = makeNode(ScalarArrayOpExpr);
+	any->opno = eqop;
+	any->opfuncid = get_opcode(eqop);
+	any->useOr = true;
+	any->inputcollid = req->indexcollation;
+	any->args = list_make2(copyObject(linitial(call->args)), copyObject(lsecond(call->args)));
+	any->location = -1;
+	req->lossy = false;
+	PG_RETURN_POINTER(list_make1(any));
+}
+
+/*
+ * EXPLAIN ANALYZE of a query that reads a protected table under its
+ * care-team policy is refused: its row counts ("Rows Removed by Filter",
+ * heap blocks) would tell how many rows the policy hid.  Plain EXPLAIN shows
+ * only estimates, which pg_class already shows to everyone.
+ */
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+
+static bool
+has_care_policy(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	bool		found = false;
+	ListCell   *lc;
+
+	if (rel->rd_rsdesc)
+		foreach(lc, rel->rd_rsdesc->policies)
+		{
+			RowSecurityPolicy *policy = (RowSecurityPolicy *) lfirst(lc);
+
+			if (strcmp(policy->policy_name, "hipaa_guard_care") == 0)
+				found = true;
+		}
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+static bool
+reads_protected_table(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		return rte->rtekind == RTE_RELATION && rte->securityQuals != NIL &&
+			has_care_policy(rte->relid);
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, reads_protected_table, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, reads_protected_table, context);
+}
+
+/* Row level security is applied by the rewriter, so look at what it makes. */
+static bool
+explained_query_reads_protected_table(Query *query)
+{
+	ListCell   *lc;
+	List	   *rewritten;
+
+	if (query->commandType == CMD_UTILITY && IsA(query->utilityStmt, ExecuteStmt))
+	{
+		PreparedStatement *prepared =
+			FetchPreparedStatement(((ExecuteStmt *) query->utilityStmt)->name, false);
+
+		rewritten = prepared ? prepared->plansource->query_list : NIL;
+	}
+	else if (query->commandType == CMD_UTILITY)
+		return false;
+	else
+		rewritten = QueryRewrite(copyObject(query));
+	foreach(lc, rewritten)
+		if (reads_protected_table(lfirst(lc), NULL))
+			return true;
+	return false;
+}
+
+static bool
+explain_analyzes(ExplainStmt *stmt)
+{
+	ListCell   *lc;
+	bool		analyze = false;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *opt = (DefElem *) lfirst(lc);
+
+		if (strcmp(opt->defname, "analyze") == 0)
+			analyze = defGetBoolean(opt);
+	}
+	return analyze;
+}
+
+static void
+hg_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				   ProcessUtilityContext context, ParamListInfo params,
+				   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, ExplainStmt) && explain_analyzes((ExplainStmt *) parsetree) &&
+		explained_query_reads_protected_table((Query *) ((ExplainStmt *) parsetree)->query))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("EXPLAIN ANALYZE is not allowed on tables protected by hipaa_guard"),
+				 errdetail("Its row counts would show how many rows the care-team policy hides."),
+				 errhint("Use EXPLAIN without ANALYZE.")));
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+								  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
+void
+hg_careteam_install_hooks(void)
+{
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = hg_process_utility;
 }

@@ -19,6 +19,7 @@
 #include "utils/guc.h"
 
 #include "actor.h"
+#include "careteam.h"
 #include "hipaa_guard.h"
 #include "keyring.h"
 #include "masterkey.h"
@@ -183,6 +184,7 @@ _PG_init(void)
 	define_access_settings();
 	hg_session_define_settings();
 	hg_keyring_init();
+	hg_careteam_install_hooks();
 	hg_actor_init();
 	if (!process_shared_preload_libraries_in_progress)
 	{

@@ -129,20 +129,33 @@ CREATE TRIGGER care_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @ext
 CREATE TRIGGER care_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.break_glass_events
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.care_changed();
 
--- The care-team policy on one table: the patient column, cast to its own
--- type, against the actor's patients.
--- XXX: with an equality on the patient column in the query too, PostgreSQL
--- 15's btree starts one primitive scan per patient of the array, so a
--- clinician's point lookup runs at about 0.67 of the unprotected rate (see
--- docs/benchmarks.md).  A planner support function could avoid that.
+-- Membership of a text patient id in the actor's list.  Its planner support
+-- function makes it an index condition "patient = ANY (list)" for queries
+-- that do not name patients themselves (see careteam.c).
+CREATE FUNCTION @extschema@.cares_for_support(internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hg_cares_for_support' LANGUAGE C STRICT;
+CREATE FUNCTION @extschema@.cares_for(patient text, patients text[]) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hg_cares_for' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF COST 1
+    SUPPORT @extschema@.cares_for_support;
+COMMENT ON FUNCTION @extschema@.cares_for(text, text[]) IS 'Whether a patient id is in a list of patient ids';
+
+-- The care-team policy on one table.  A text or varchar patient column is
+-- tested with cares_for(); a column of another type is compared, cast to its
+-- own type, with "= ANY".
+-- XXX: for those other types, a query that names one patient makes
+-- PostgreSQL 15's btree start one primitive scan per patient of the list, a
+-- third of a point lookup's time (see docs/benchmarks.md).
 CREATE FUNCTION @extschema@.care_policy_sql(tbl regclass, patient_column name) RETURNS text
     LANGUAGE sql STABLE STRICT
 BEGIN ATOMIC
     SELECT pg_catalog.format(
         'CREATE POLICY hipaa_guard_care ON %1$s AS PERMISSIVE FOR ALL TO hipaa_clinician, hipaa_app '
-        'USING (%2$I OPERATOR(pg_catalog.=) ANY ((SELECT @extschema@.my_patients())::%3$s[])) '
-        'WITH CHECK (%2$I OPERATOR(pg_catalog.=) ANY ((SELECT @extschema@.my_patients())::%3$s[]))',
-        tbl, patient_column, pg_catalog.format_type(a.atttypid, NULL))
+        'USING (%2$s) WITH CHECK (%2$s)',
+        tbl,
+        CASE WHEN a.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['text'::pg_catalog.regtype, 'varchar'::pg_catalog.regtype]::pg_catalog.oid[])
+             THEN pg_catalog.format('@extschema@.cares_for(%I, (SELECT @extschema@.my_patients()))', patient_column)
+             ELSE pg_catalog.format('%I OPERATOR(pg_catalog.=) ANY ((SELECT @extschema@.my_patients())::%s[])',
+                                    patient_column, pg_catalog.format_type(a.atttypid, NULL)) END)
       FROM pg_catalog.pg_attribute AS a
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) patient_column;
 END;

@@ -107,7 +107,8 @@ GRANT SELECT ON @extschema@.patient_columns, @extschema@.retention_log, @extsche
 -- Access: hipaa_admin protects tables and manages care and reviews;
 -- clinicians and the application's login find their patients and break the
 -- glass; auditors read the views and the log.
-GRANT EXECUTE ON FUNCTION @extschema@.my_patients() TO hipaa_clinician, hipaa_app;
+GRANT EXECUTE ON FUNCTION @extschema@.my_patients(), @extschema@.cares_for(text, text[])
+    TO hipaa_clinician, hipaa_app;
 GRANT EXECUTE ON FUNCTION @extschema@.break_glass(text, text, interval) TO hipaa_clinician, hipaa_app;
 GRANT EXECUTE ON FUNCTION
     @extschema@.protect_table(regclass, name), @extschema@.unprotect_table(regclass),
