@@ -61,6 +61,16 @@ typedef struct PatientCache
 } PatientCache;
 
 static PatientCache cache;
+
+/*
+ * The cached list sorted for cares_for(), built on first use.  A replaced
+ * set is kept until the next replacement, because a statement that is still
+ * running may use it.
+ */
+typedef struct PatientSet PatientSet;
+static PatientSet *session_set = NULL;
+static PatientSet *retired_set = NULL;
+static void retire_session_set(void);
 static Oid	care_table = InvalidOid;
 static bool callback_registered = false;
 
@@ -68,6 +78,7 @@ static void
 forget_patients(void)
 {
 	cache.valid = false;
+	retire_session_set();
 	if (cache.actor)
 		pfree(cache.actor);
 	if (cache.patients)
@@ -204,14 +215,24 @@ hg_care_changed(PG_FUNCTION_ARGS)
  * same for every row of a statement: it is sorted once into fn_extra, and
  * each row costs a binary search.
  */
-typedef struct PatientSet
+struct PatientSet
 {
+	MemoryContext context;		/* holds the set; deleting it frees all */
 	Size		source_size;
 	char	   *source;			/* copy of the array the set was built from */
 	int			count;
 	char	  **ids;			/* sorted bytewise */
 	int		   *lengths;
-} PatientSet;
+};
+
+static void
+retire_session_set(void)
+{
+	if (retired_set)
+		MemoryContextDelete(retired_set->context);
+	retired_set = session_set;
+	session_set = NULL;
+}
 
 static int
 compare_ids(const char *a, int alen, const char *b, int blen)
@@ -232,8 +253,10 @@ compare_entries(const void *a, const void *b, void *arg)
 }
 
 static PatientSet *
-build_patient_set(MemoryContext context, ArrayType *patients)
+build_patient_set(MemoryContext parent, ArrayType *patients)
 {
+	MemoryContext context = AllocSetContextCreate(parent, "hipaa_guard patient set",
+												  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(context);
 	PatientSet *set = palloc0(sizeof(PatientSet));
 	Datum	   *elements;
@@ -243,10 +266,13 @@ build_patient_set(MemoryContext context, ArrayType *patients)
 	char	  **ids;
 	int		   *lengths;
 
+	set->context = context;
 	set->source_size = VARSIZE(patients);
 	set->source = palloc(set->source_size);
 	memcpy(set->source, patients, set->source_size);
-	deconstruct_array(patients, TEXTOID, -1, false, TYPALIGN_INT, &elements, &nulls, &count);
+	/* From the copy, which lives as long as the set. */
+	deconstruct_array((ArrayType *) set->source, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elements, &nulls, &count);
 	set->ids = palloc(sizeof(char *) * Max(count, 1));
 	set->lengths = palloc(sizeof(int) * Max(count, 1));
 	for (int i = 0; i < count; i++)
@@ -274,24 +300,66 @@ build_patient_set(MemoryContext context, ArrayType *patients)
 	return set;
 }
 
+/*
+ * The set a cares_for() call site uses: the session's set when its list is
+ * the cached one (the policy's case), so that a statement does not sort the
+ * list again, or a set of its own.
+ */
+typedef struct CaresForState
+{
+	PatientSet *set;
+	Pointer		argument;		/* the list the set was last checked against */
+} CaresForState;
+
+static bool
+set_matches(PatientSet *set, ArrayType *patients)
+{
+	return set->source_size == VARSIZE(patients) &&
+		memcmp(set->source, patients, set->source_size) == 0;
+}
+
+static PatientSet *
+find_patient_set(FmgrInfo *flinfo, ArrayType *patients)
+{
+	if (cache.valid && cache.patients && VARSIZE(cache.patients) == VARSIZE(patients) &&
+		memcmp(cache.patients, patients, VARSIZE(patients)) == 0)
+	{
+		if (session_set == NULL)
+			session_set = build_patient_set(TopMemoryContext, cache.patients);
+		return session_set;
+	}
+	return build_patient_set(flinfo->fn_mcxt, patients);
+}
+
 PG_FUNCTION_INFO_V1(hg_cares_for);
 Datum
 hg_cares_for(PG_FUNCTION_ARGS)
 {
 	text	   *patient = PG_GETARG_TEXT_PP(0);
 	ArrayType  *patients = PG_GETARG_ARRAYTYPE_P(1);
-	PatientSet *set = (PatientSet *) fcinfo->flinfo->fn_extra;
+	CaresForState *state = (CaresForState *) fcinfo->flinfo->fn_extra;
+	PatientSet *set;
 	const char *id = VARDATA_ANY(patient);
 	int			len = VARSIZE_ANY_EXHDR(patient);
 	int			low = 0;
 
-	/* Compared in full, so that a new list at the same address is never missed. */
-	if (set == NULL || set->source_size != VARSIZE(patients) ||
-		memcmp(set->source, patients, set->source_size) != 0)
+	if (state == NULL)
 	{
-		set = build_patient_set(fcinfo->flinfo->fn_mcxt, patients);
-		fcinfo->flinfo->fn_extra = set;
+		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaresForState));
+		fcinfo->flinfo->fn_extra = state;
 	}
+	/*
+	 * The policy passes the same list, at the same address, for every row of
+	 * a statement; any other list is compared in full.
+	 */
+	if (state->set == NULL || state->argument != (Pointer) patients ||
+		state->set->source_size != VARSIZE(patients))
+	{
+		if (state->set == NULL || !set_matches(state->set, patients))
+			state->set = find_patient_set(fcinfo->flinfo, patients);
+		state->argument = (Pointer) patients;
+	}
+	set = state->set;
 	for (int high = set->count - 1; low <= high;)
 	{
 		int			mid = low + (high - low) / 2;
