@@ -85,9 +85,11 @@ CALL hipaa_guard.purge();
 ROLLBACK;
 CALL hipaa_guard.purge(batch_size => 0);
 \set VERBOSITY default
+SET hipaa_guard.purge_batch_delay = '1ms';
 SET ROLE regress_ret_admin;
 CALL hipaa_guard.purge(batch_size => 25);
 RESET ROLE;
+RESET hipaa_guard.purge_batch_delay;
 SELECT count(*) AS remaining,
        count(*) FILTER (WHERE seen < now() - interval '300 days') AS expired_remaining,
        count(*) FILTER (WHERE seen < now() - interval '300 days' AND patient = 'patient-3') AS held_remaining

@@ -32,6 +32,7 @@ void		_PG_init(void);
 
 static bool loaded_at_preload = false;
 static int	hg_break_glass_max_duration = 240;
+static int	hg_purge_batch_delay = 0;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -154,6 +155,11 @@ define_actor_settings(void)
 static void
 define_worker_settings(void)
 {
+	DefineCustomIntVariable("hipaa_guard.purge_batch_delay",
+							"Pause after each committed batch of a retention purge.",
+							"Gives concurrent work the CPU and WAL bandwidth a purge would otherwise take, as vacuum_cost_delay does for VACUUM.",
+							&hg_purge_batch_delay, 0, 0, 10000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("hipaa_guard.purge_naptime",
 							"Time between scheduled purge rounds.",
 							"Each round calls hipaa_guard.purge() in every database where the extension is installed. 0 disables scheduled purges.",

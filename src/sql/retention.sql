@@ -989,6 +989,10 @@ BEGIN
             EXIT WHEN failure IS NOT NULL;
             COMMIT;
             EXIT WHEN done;
+            IF pg_catalog.current_setting('hipaa_guard.purge_batch_delay')::pg_catalog.interval
+               OPERATOR(pg_catalog.>) '0'::pg_catalog.interval THEN
+                PERFORM pg_catalog.pg_sleep_for(pg_catalog.current_setting('hipaa_guard.purge_batch_delay')::pg_catalog.interval);
+            END IF;
         END LOOP;
         SELECT * INTO result FROM @extschema@.purge_finish(receipt, failure);
         COMMIT;
