@@ -215,7 +215,7 @@ SELECT hipaa_guard.create_deidentified_view('patients', 'patients_deidentified')
 GRANT SELECT ON patients_deidentified TO demo_reader;
 SET ROLE demo_reader;
 \echo 'As demo_reader, who cannot decrypt (the shredded patient of step 6 shows NULL ZIP and birth year):'
-SELECT * FROM patients_deidentified ORDER BY birthdate NULLS FIRST, zip LIMIT 5;
+SELECT * FROM patients_deidentified ORDER BY zip NULLS FIRST, birthdate NULLS FIRST LIMIT 5;
 SELECT count(*) AS patients, count(zip) AS with_zip3, count(*) FILTER (WHERE zip = '000') AS restricted_zip,
        count(*) FILTER (WHERE birthdate IS NULL) AS birth_year_suppressed
   FROM patients_deidentified;
@@ -275,6 +275,7 @@ RESET SESSION AUTHORIZATION;
 
 \echo 'An application shares one login (demo_app) and passes the signed-in user as an HS256 token.'
 \echo 'The token issuer holds the secret of signing key "demo_issuer"; here pgcrypto mints the token.'
+\echo 'The issuer and audience settings belong in postgresql.conf; the demo sets them for its session.'
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
 SELECT hipaa_guard.create_signing_key('demo_issuer') AS signing_key_id;
 SET hipaa_guard.token_issuer = 'https://login.demo.example';
@@ -294,7 +295,7 @@ SET SESSION AUTHORIZATION demo_app;
 SELECT hipaa_guard.actor() AS actor, (SELECT count(*) FROM encounters) AS encounters_visible;
 BEGIN;
 SELECT hipaa_guard.set_actor(:'token') AS actor_set;
-\echo 'With the token, for this transaction, it sees what dr_grey sees:'
+\echo 'With the token, for this transaction, it sees what dr_grey sees, the break-the-glass patient included:'
 SELECT hipaa_guard.actor() AS actor, hipaa_guard.actor_purpose() AS purpose, hipaa_guard.actor_mfa() AS second_factor,
        (SELECT count(*) FROM encounters) AS encounters_visible;
 COMMIT;

@@ -574,3 +574,19 @@ hg_careteam_install_hooks(void)
 	prev_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = hg_process_utility;
 }
+
+/*
+ * hipaa_guard.log_event(message): one server log line without the
+ * statement or its context.  RAISE LOG in PL/pgSQL would also log the
+ * calling statement, and a break_glass() call holds a patient id.
+ */
+PG_FUNCTION_INFO_V1(hg_log_event);
+Datum
+hg_log_event(PG_FUNCTION_ARGS)
+{
+	ereport(LOG,
+			(errmsg_internal("%s", text_to_cstring(PG_GETARG_TEXT_PP(0))),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+	PG_RETURN_VOID();
+}

@@ -74,6 +74,9 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.break_glass_events_event
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.access_log', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.access_log_change_id_seq', '');
 
+CREATE FUNCTION @extschema@.log_event(message text) RETURNS void
+    AS 'MODULE_PATHNAME', 'hg_log_event' LANGUAGE C STRICT;
+
 CREATE FUNCTION @extschema@.log_access_change(change text, detail jsonb) RETURNS void
     LANGUAGE sql
 BEGIN ATOMIC
@@ -334,8 +337,10 @@ BEGIN
     INSERT INTO @extschema@.break_glass_events (actor, patient, reason, expires_at)
     VALUES (me, break_glass.patient, break_glass.reason, now() + duration)
     RETURNING event_id INTO id;
-    -- The log line outlives a rolled back transaction; it names no patient.
-    RAISE LOG 'hipaa_guard: break-glass access by actor "%" (login "%"), event %, for %', me, session_user, id, duration;
+    -- The log line outlives a rolled back transaction.  It names no patient,
+    -- and log_event() leaves out the statement, which does.
+    PERFORM @extschema@.log_event(format('hipaa_guard: break-glass access by actor "%s" (login "%s"), event %s, for %s',
+                                         me, session_user, id, duration));
     RAISE WARNING 'break-glass access recorded as event % for review', id
         USING DETAIL = format('Access ends at %s.', now() + duration);
     RETURN id;
