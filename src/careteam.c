@@ -99,6 +99,10 @@ static Oid	fn_actor = InvalidOid;
 static Oid	fn_mfa_ok = InvalidOid;
 static Oid	fn_compute = InvalidOid;
 
+/* Looked up once, because my_patients() calls both at every statement. */
+static FmgrInfo actor_info;
+static FmgrInfo mfa_ok_info;
+
 static Oid
 extension_function(Oid schema, const char *name)
 {
@@ -126,21 +130,30 @@ resolve_objects(void)
 	fn_actor = extension_function(schema, "actor");
 	fn_mfa_ok = extension_function(schema, "actor_mfa_ok");
 	fn_compute = extension_function(schema, "compute_my_patients");
+	fmgr_info_cxt(fn_actor, &actor_info, TopMemoryContext);
+	fmgr_info_cxt(fn_mfa_ok, &mfa_ok_info, TopMemoryContext);
 	cache.valid = false;
+}
+
+static Datum
+call_function_info(FmgrInfo *flinfo, bool *isnull)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, flinfo, 0, InvalidOid, NULL, NULL);
+	result = FunctionCallInvoke(fcinfo);
+	*isnull = fcinfo->isnull;
+	return result;
 }
 
 static Datum
 call_function(Oid fn, bool *isnull)
 {
-	LOCAL_FCINFO(fcinfo, 0);
 	FmgrInfo	flinfo;
-	Datum		result;
 
 	fmgr_info(fn, &flinfo);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
-	result = FunctionCallInvoke(fcinfo);
-	*isnull = fcinfo->isnull;
-	return result;
+	return call_function_info(&flinfo, isnull);
 }
 
 static void
@@ -181,8 +194,8 @@ hg_my_patients(PG_FUNCTION_ARGS)
 	TimestampTz at = GetCurrentTransactionStartTimestamp();
 
 	resolve_objects();
-	actor = TextDatumGetCString(call_function(fn_actor, &isnull));
-	mfa_ok = DatumGetBool(call_function(fn_mfa_ok, &isnull)) && !isnull;
+	actor = TextDatumGetCString(call_function_info(&actor_info, &isnull));
+	mfa_ok = DatumGetBool(call_function_info(&mfa_ok_info, &isnull)) && !isnull;
 
 	if (!(cache.valid && cache.mfa_ok == mfa_ok && strcmp(cache.actor, actor) == 0 &&
 		  at < cache.valid_until))
@@ -210,10 +223,9 @@ hg_care_changed(PG_FUNCTION_ARGS)
 
 /*
  * hipaa_guard.cares_for(patient, patients): whether patient is one of
- * patients, compared byte by byte.  The care-team policy of a table with a
- * text patient column calls it with the InitPlan's list, so the list is the
- * same for every row of a statement: it is sorted once into fn_extra, and
- * each row costs a binary search.
+ * patients, compared byte by byte.  The care-team policy calls it with the
+ * InitPlan's list, which is the same for every row of a statement.  So the
+ * list is sorted once into a set, and each row costs a binary search.
  */
 struct PatientSet
 {
@@ -411,11 +423,11 @@ restricts_column(Node *clause, Node *column)
 /*
  * Planner support of cares_for(): turn it into "patient = ANY (patients)",
  * an index condition on the patient column, so that a query for all of the
- * actor's patients scans the patient index.  Not when the query itself
- * restricts the patient column to given values: the index then finds those
- * rows, and as an index condition too the list would cost one btree
- * descent per patient (PostgreSQL 15), where as a filter it costs a binary
- * search per row.
+ * actor's patients scans the patient index.  It declines when the query
+ * itself restricts the patient column to given values, because the index
+ * then finds those rows.  As a second index condition, the list would cost
+ * one btree descent per patient in PostgreSQL 15; as a filter it costs one
+ * binary search per row.
  */
 PG_FUNCTION_INFO_V1(hg_cares_for_support);
 Datum
@@ -576,9 +588,9 @@ hg_careteam_install_hooks(void)
 }
 
 /*
- * hipaa_guard.log_event(message): one server log line without the
+ * hipaa_guard.log_event(message): write one server log line without the
  * statement or its context.  RAISE LOG in PL/pgSQL would also log the
- * calling statement, and a break_glass() call holds a patient id.
+ * calling statement, and a break_glass() call contains a patient id.
  */
 PG_FUNCTION_INFO_V1(hg_log_event);
 Datum

@@ -7,10 +7,10 @@
  * library is preloaded, so a server has exactly one.  It connects to no
  * database, which lets it read the shared catalog pg_database and nothing
  * else.  A round is due hipaa_guard.purge_naptime after the previous round
- * started.  The first one is due a minute after the launcher starts (or a
- * naptime, if shorter): not at once, so that a purge that crashes the server
- * does not run again the moment it restarts, yet soon enough that a server
- * restarted more often than the naptime still purges.  In a
+ * started.  The first one is due a minute after the launcher starts, or a
+ * naptime if that is shorter.  Not at once, so that a purge that crashes the
+ * server does not run again the moment it restarts, and yet soon enough that
+ * a server restarted more often than the naptime still purges.  In a
  * round the launcher starts one purge worker for each database that accepts
  * connections, one after another, and waits for each to exit.  A round
  * therefore uses one worker slot, and only one scheduled purge at a time

@@ -146,9 +146,9 @@ COMMENT ON FUNCTION @extschema@.cares_for(text, text[]) IS 'Whether a patient id
 -- tested with cares_for(); a column of another type is compared, cast to its
 -- own type, with "= ANY".
 -- XXX: for those other types, a query that names one patient makes
--- PostgreSQL 15's btree start one primitive scan per patient of the list,
--- and a point lookup runs at about 0.67 of the unprotected rate (see
--- docs/benchmarks.md); a support function like cares_for()'s, for each type,
+-- PostgreSQL 15's btree start one primitive scan per patient of the list.
+-- A point lookup then runs at about 0.67 of the unprotected rate (see
+-- docs/benchmarks.md).  A support function like cares_for()'s for each type
 -- would avoid that.
 CREATE FUNCTION @extschema@.care_policy_sql(tbl regclass, patient_column name) RETURNS text
     LANGUAGE sql STABLE STRICT

@@ -84,7 +84,8 @@ GRANT EXECUTE ON FUNCTION
     TO PUBLIC;
 
 -- Retention: hipaa_admin configures and purges, through functions that log
--- each change; nobody writes the tables directly.  Auditors read the views.
+-- each change, and no role writes the tables directly.  Auditors read the
+-- views.
 GRANT EXECUTE ON FUNCTION
     @extschema@.retention_cutoff(interval, timestamptz),
     @extschema@.hold_is_active(@extschema@.legal_hold_records),
@@ -104,9 +105,9 @@ GRANT SELECT ON @extschema@.patient_columns, @extschema@.retention_log, @extsche
     @extschema@.retention_policies, @extschema@.legal_holds, @extschema@.purge_receipts
     TO hipaa_admin, hipaa_auditor;
 
--- Access: hipaa_admin protects tables and manages care and reviews;
--- clinicians and the application's login find their patients and break the
--- glass; auditors read the views and the log.
+-- Access: hipaa_admin protects tables and manages care and reviews.
+-- Clinicians and the application's login find their patients and break the
+-- glass.  Auditors read the views and the log.
 GRANT EXECUTE ON FUNCTION @extschema@.my_patients(), @extschema@.cares_for(text, text[])
     TO hipaa_clinician, hipaa_app;
 GRANT EXECUTE ON FUNCTION @extschema@.break_glass(text, text, interval) TO hipaa_clinician, hipaa_app;
