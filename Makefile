@@ -22,7 +22,11 @@ OBJS = \
 	src/session.o \
 	src/careteam.o \
 	src/jwt.o \
-	src/actor.o
+	src/actor.o \
+	src/auditconfig.o \
+	src/auditcapture.o \
+	src/auditddl.o \
+	src/audittrigger.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log
@@ -41,7 +45,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # The install script is assembled from one part per concern.
-SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/retention.sql src/sql/actor.sql src/sql/access.sql src/sql/access_roles.sql src/sql/audit.sql src/sql/grants.sql
+SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/audit.sql src/sql/audit_capture.sql src/sql/retention.sql src/sql/actor.sql src/sql/access.sql src/sql/access_roles.sql src/sql/grants.sql
 hipaa_guard--0.1.0.sql: $(SQL_PARTS)
 	cat $^ > $@
 

@@ -19,6 +19,7 @@
 #include "utils/guc.h"
 
 #include "actor.h"
+#include "auditcapture.h"
 #include "careteam.h"
 #include "hipaa_guard.h"
 #include "keyring.h"
@@ -51,6 +52,12 @@ hg_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	hg_actor_shmem_startup();
+}
+
+bool
+hg_is_preloaded(void)
+{
+	return loaded_at_preload;
 }
 
 void
@@ -212,4 +219,6 @@ _PG_init(void)
 	hg_masterkey_load_all();
 	hg_worker_register();
 	hg_session_install_hooks();
+	hg_audit_capture_install_hooks();
+	hg_audit_ddl_install_hooks();
 }

@@ -1,0 +1,666 @@
+/*
+ * auditcapture.c
+ *		Executor hooks that record reads and exports of audited tables,
+ *		refused statements, and the decrypt() calls of each statement.
+ *
+ * A statement that touches an audited table gets an entry when the executor
+ * starts it.  Each run of the executor adds the rows it processed, so a
+ * cursor fetched in pieces or a portal run with a fetch size ends up with
+ * the total.  The entry becomes one read record per audited table read when
+ * the executor ends it, or, for a statement cut short by an error, when its
+ * (sub)transaction aborts.  Records go the durable way, so a read is
+ * recorded even when its transaction rolls back.
+ *
+ * The entry is also where the row trigger of audittrigger.c finds the
+ * statement text of a change, and where decrypt() calls are counted: the
+ * innermost statement being run is the one a trigger or a call belongs to.
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "parser/parsetree.h"
+#include "tcop/cmdtag.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "audit.h"
+#include "auditcapture.h"
+#include "keyring.h"
+
+/* A statement is listed with at most this many patients; then "many". */
+#define MAX_PATIENTS_LISTED	1000
+
+typedef struct StmtEntry
+{
+	QueryDesc  *qd;				/* NULL for a utility statement */
+	MemoryContext cxt;			/* holds the entry and all it points to */
+	SubTransactionId subid;		/* subtransaction that started it */
+	const char *source;
+	int			location;
+	int			len;
+	uint64		query_id;
+	char	   *statement;		/* literal-free, made on first use */
+	const char *command;
+	List	   *read_rels;		/* names of the audited tables it reads */
+	bool		export;
+	int64		rows;
+	int64		decrypts;
+	List	   *patients;		/* char *, at most MAX_PATIENTS_LISTED */
+	bool		many_patients;
+	uint32		last_key_id;	/* saves a lookup per decrypt() call */
+	char	   *last_patient;
+} StmtEntry;
+
+/* Open entries, newest first. */
+static List *entries = NIL;
+
+/* Statements being run or finished right now, innermost first. */
+static List *running = NIL;
+
+/* Utility statements being processed, innermost first (entries). */
+static List *utilities = NIL;
+
+/* Set while COPY ... TO runs its query. */
+static bool in_export = false;
+
+static ExecutorStart_hook_type prev_start = NULL;
+static ExecutorRun_hook_type prev_run = NULL;
+static ExecutorFinish_hook_type prev_finish = NULL;
+static ExecutorEnd_hook_type prev_end = NULL;
+
+static StmtEntry *
+new_entry(QueryDesc *qd, const char *source, int location, int len,
+		  uint64 query_id, const char *command)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "hipaa_guard audit statement",
+											  ALLOCSET_SMALL_SIZES);
+	StmtEntry  *entry = MemoryContextAllocZero(cxt, sizeof(StmtEntry));
+
+	entry->cxt = cxt;
+	entry->qd = qd;
+	entry->subid = GetCurrentSubTransactionId();
+	entry->source = source ? MemoryContextStrdup(cxt, source) : NULL;
+	entry->location = location;
+	entry->len = len;
+	entry->query_id = query_id;
+	entry->command = command;
+	entry->export = in_export;
+	entry->decrypts = 0;
+	return entry;
+}
+
+static void
+free_entry(StmtEntry *entry)
+{
+	MemoryContextDelete(entry->cxt);
+}
+
+static StmtEntry *
+find_entry(QueryDesc *qd)
+{
+	ListCell   *lc;
+
+	foreach(lc, entries)
+	{
+		StmtEntry  *entry = lfirst(lc);
+
+		if (entry->qd == qd)
+			return entry;
+	}
+	return NULL;
+}
+
+static const char *
+entry_statement(StmtEntry *entry)
+{
+	if (entry->statement == NULL && entry->source != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(entry->cxt);
+
+		entry->statement = hg_redact_statement(entry->source, entry->location, entry->len);
+		MemoryContextSwitchTo(old);
+	}
+	return entry->statement;
+}
+
+/*
+ * Whether the statement returns or copies out the rows of the table at
+ * rtindex: a result relation is only read when the statement has RETURNING.
+ */
+static bool
+reads_relation(PlannedStmt *pstmt, RangeTblEntry *rte, Index rtindex)
+{
+	if ((rte->requiredPerms & ACL_SELECT) == 0)
+		return false;
+	if (list_member_int(pstmt->resultRelations, (int) rtindex))
+		return pstmt->hasReturning;
+	return true;
+}
+
+/*
+ * Find the audited tables of a plan.  Returns whether it touches any, and
+ * sets *read_rels to the names of those it reads.
+ */
+static bool
+classify_plan(PlannedStmt *pstmt, List **read_rels)
+{
+	bool		touches = false;
+	Index		rtindex = 0;
+	ListCell   *lc;
+
+	*read_rels = NIL;
+	foreach(lc, pstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		const HgAuditedRel *rel;
+
+		rtindex++;
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		rel = hg_audited_rel(rte->relid);
+		if (rel == NULL || !(rel->reads || rel->writes))
+			continue;
+		touches = true;
+		if (rel->reads && reads_relation(pstmt, rte, rtindex) &&
+			!list_member_ptr(*read_rels, rel->name))
+			*read_rels = lappend(*read_rels, (void *) rel->name);
+	}
+	return touches;
+}
+
+static const char *
+plan_command(PlannedStmt *pstmt)
+{
+	return GetCommandTagName(CreateCommandTag((Node *) pstmt));
+}
+
+static void
+add_patient(StmtEntry *entry, const char *patient)
+{
+	ListCell   *lc;
+
+	if (entry->many_patients)
+		return;
+	foreach(lc, entry->patients)
+	{
+		if (strcmp(lfirst(lc), patient) == 0)
+			return;
+	}
+	if (list_length(entry->patients) >= MAX_PATIENTS_LISTED)
+	{
+		entry->many_patients = true;
+		return;
+	}
+	entry->patients = lappend(entry->patients, MemoryContextStrdup(entry->cxt, patient));
+}
+
+static void
+fill_event(StmtEntry *entry, HgAuditEvent *ev, const char *kind, const char *relation)
+{
+	hg_audit_event_init(ev, kind, entry->export ? "COPY" : entry->command);
+	ev->relation = relation;
+	ev->rows = entry->rows;
+	ev->query_id = entry->query_id;
+	ev->statement = entry_statement(entry);
+	ev->patients = entry->many_patients ? NIL : entry->patients;
+	if (entry->many_patients)
+		ev->detail = psprintf("more than %d patients", MAX_PATIENTS_LISTED);
+}
+
+/*
+ * Record the reads of a finished or failed statement: one record per
+ * audited table it read, with the statement's decrypt() count on the first,
+ * or one record without a table for decrypt() calls alone.
+ */
+static void
+record_reads(StmtEntry *entry, bool failed)
+{
+	HgAuditEvent ev;
+	ListCell   *lc;
+	bool		first = true;
+	MemoryContext old = MemoryContextSwitchTo(entry->cxt);
+
+	foreach(lc, entry->read_rels)
+	{
+		fill_event(entry, &ev, entry->export ? HG_AUDIT_EXPORT : HG_AUDIT_READ, lfirst(lc));
+		if (first && entry->decrypts > 0)
+			ev.decrypts = entry->decrypts;
+		if (failed)
+			ev.detail = "statement failed";
+		hg_audit_record_durable(&ev);
+		first = false;
+	}
+	if (entry->read_rels == NIL && entry->decrypts > 0)
+	{
+		fill_event(entry, &ev, HG_AUDIT_READ, NULL);
+		ev.decrypts = entry->decrypts;
+		if (failed)
+			ev.detail = "statement failed";
+		hg_audit_record_durable(&ev);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+static void
+close_entry(StmtEntry *entry, bool failed)
+{
+	entries = list_delete_ptr(entries, entry);
+	record_reads(entry, failed);
+	free_entry(entry);
+}
+
+/* ----------------------------------------------------------------
+ *		Refusals
+ * ---------------------------------------------------------------- */
+
+/*
+ * Record a refused statement, one record per audited table it names, or
+ * one without a table.  Called while an error is being thrown, before it is
+ * re-thrown, so it allocates in a context of its own.
+ */
+void
+hg_audit_record_denied(const char *command, List *relations)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "hipaa_guard audit refusal",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	HgAuditEvent ev;
+	const char *statement = NULL;
+	uint64		query_id = 0;
+	ListCell   *lc;
+
+	hg_audit_current_statement(&statement, &query_id);
+	hg_audit_event_init(&ev, HG_AUDIT_DENIED, command);
+	ev.statement = statement;
+	ev.query_id = query_id;
+	if (relations == NIL)
+		hg_audit_record_durable(&ev);
+	foreach(lc, relations)
+	{
+		ev.relation = lfirst(lc);
+		hg_audit_record_durable(&ev);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+static bool
+is_refusal(void)
+{
+	return geterrcode() == ERRCODE_INSUFFICIENT_PRIVILEGE;
+}
+
+/* The audited tables of a plan, for a refusal record. */
+static List *
+audited_names(PlannedStmt *pstmt)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, pstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		const HgAuditedRel *rel;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		rel = hg_audited_rel(rte->relid);
+		if (rel != NULL && (rel->reads || rel->writes) && !list_member_ptr(names, rel->name))
+			names = lappend(names, (void *) rel->name);
+	}
+	return names;
+}
+
+/* ----------------------------------------------------------------
+ *		Executor hooks
+ * ---------------------------------------------------------------- */
+
+static void
+call_start(QueryDesc *qd, int eflags)
+{
+	if (prev_start)
+		prev_start(qd, eflags);
+	else
+		standard_ExecutorStart(qd, eflags);
+}
+
+/* Start the executor, recording the statement if it is refused. */
+static void
+start_watching_refusal(QueryDesc *qd, int eflags)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	running = lcons(qd, running);
+	MemoryContextSwitchTo(old);
+	PG_TRY();
+	{
+		call_start(qd, eflags);
+	}
+	PG_CATCH();
+	{
+		if (is_refusal())
+			hg_audit_record_denied(plan_command(qd->plannedstmt), audited_names(qd->plannedstmt));
+		running = list_delete_first(running);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	running = list_delete_first(running);
+}
+
+static void
+hg_executor_start(QueryDesc *qd, int eflags)
+{
+	PlannedStmt *pstmt = qd->plannedstmt;
+	List	   *read_rels;
+	StmtEntry  *entry;
+	MemoryContext old;
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || !hg_audit_any_configured())
+	{
+		call_start(qd, eflags);
+		return;
+	}
+	start_watching_refusal(qd, eflags);
+	if (!classify_plan(pstmt, &read_rels))
+		return;
+	entry = new_entry(qd, qd->sourceText, pstmt->stmt_location, pstmt->stmt_len,
+					  pstmt->queryId, plan_command(pstmt));
+	old = MemoryContextSwitchTo(entry->cxt);
+	entry->read_rels = list_copy(read_rels);
+	MemoryContextSwitchTo(TopMemoryContext);
+	entries = lcons(entry, entries);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+add_rows(QueryDesc *qd)
+{
+	StmtEntry  *entry = find_entry(qd);
+
+	if (entry != NULL && qd->estate != NULL)
+		entry->rows += (int64) qd->estate->es_processed;
+}
+
+static void
+hg_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	running = lcons(qd, running);
+	MemoryContextSwitchTo(old);
+	PG_TRY();
+	{
+		if (prev_run)
+			prev_run(qd, direction, count, execute_once);
+		else
+			standard_ExecutorRun(qd, direction, count, execute_once);
+	}
+	PG_CATCH();
+	{
+		add_rows(qd);
+		if (is_refusal())
+			hg_audit_record_denied(plan_command(qd->plannedstmt), audited_names(qd->plannedstmt));
+		running = list_delete_first(running);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	running = list_delete_first(running);
+	add_rows(qd);
+}
+
+/* AFTER triggers fire here, and they must find their statement. */
+static void
+hg_executor_finish(QueryDesc *qd)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	running = lcons(qd, running);
+	MemoryContextSwitchTo(old);
+	PG_TRY();
+	{
+		if (prev_finish)
+			prev_finish(qd);
+		else
+			standard_ExecutorFinish(qd);
+	}
+	PG_CATCH();
+	{
+		if (is_refusal())
+			hg_audit_record_denied(plan_command(qd->plannedstmt), audited_names(qd->plannedstmt));
+		running = list_delete_first(running);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	running = list_delete_first(running);
+}
+
+static void
+hg_executor_end(QueryDesc *qd)
+{
+	StmtEntry  *entry = find_entry(qd);
+
+	if (entry != NULL)
+		close_entry(entry, false);
+	if (prev_end)
+		prev_end(qd);
+	else
+		standard_ExecutorEnd(qd);
+}
+
+/* ----------------------------------------------------------------
+ *		Statements cut short
+ * ---------------------------------------------------------------- */
+
+static void
+close_entries_since(SubTransactionId subid)
+{
+	ListCell   *lc;
+
+	foreach(lc, entries)
+	{
+		StmtEntry  *entry = lfirst(lc);
+
+		if (entry->subid < subid)
+			continue;
+		entries = foreach_delete_current(entries, lc);
+		record_reads(entry, true);
+		free_entry(entry);
+	}
+}
+
+static void
+capture_xact_callback(XactEvent event, void *arg)
+{
+	if (event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	close_entries_since(InvalidSubTransactionId);
+	list_free(running);
+	running = NIL;
+	while (utilities != NIL)
+		hg_audit_pop_utility();
+	in_export = false;
+}
+
+static void
+capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		close_entries_since(mySubid);
+}
+
+/* ----------------------------------------------------------------
+ *		What triggers, decrypt() and the utility hook use
+ * ---------------------------------------------------------------- */
+
+/* The entry of the innermost statement being run, creating one if asked. */
+static StmtEntry *
+current_entry(bool create)
+{
+	QueryDesc  *qd;
+	StmtEntry  *entry;
+	MemoryContext old;
+
+	if (running == NIL)
+		return utilities != NIL ? linitial(utilities) : NULL;
+	qd = linitial(running);
+	entry = find_entry(qd);
+	if (entry != NULL || !create)
+		return entry;
+	entry = new_entry(qd, qd->sourceText, qd->plannedstmt->stmt_location,
+					  qd->plannedstmt->stmt_len, qd->plannedstmt->queryId,
+					  plan_command(qd->plannedstmt));
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	entries = lcons(entry, entries);
+	MemoryContextSwitchTo(old);
+	return entry;
+}
+
+void
+hg_audit_current_statement(const char **statement, uint64 *query_id)
+{
+	StmtEntry  *entry = current_entry(false);
+
+	*statement = NULL;
+	*query_id = 0;
+	if (entry == NULL && running != NIL)
+	{
+		QueryDesc  *qd = linitial(running);
+
+		*statement = hg_redact_statement(qd->sourceText, qd->plannedstmt->stmt_location,
+										 qd->plannedstmt->stmt_len);
+		*query_id = qd->plannedstmt->queryId;
+		return;
+	}
+	if (entry == NULL)
+		return;
+	*statement = entry_statement(entry);
+	*query_id = entry->query_id;
+}
+
+/*
+ * Count a decrypt() call against its statement, and note the patient when
+ * the value was encrypted under a per-patient key.
+ *
+ * XXX: calls made in parallel workers are not counted: the worker has no
+ * entry and nothing carries its counts to the leader yet.
+ */
+void
+hg_audit_note_decrypt(uint32 key_id)
+{
+	StmtEntry  *entry;
+
+	if (IsParallelWorker() || !hg_audit_any_configured())
+		return;
+	entry = current_entry(true);
+	if (entry == NULL)
+		return;
+	entry->decrypts++;
+	if (key_id != entry->last_key_id || entry->last_patient == NULL)
+	{
+		entry->last_key_id = key_id;
+		entry->last_patient = NULL;
+		if (hg_key_kind(key_id) == HG_KEY_KIND_PATIENT)
+		{
+			char	   *name = hg_key_name(key_id);
+
+			entry->last_patient = MemoryContextStrdup(entry->cxt,
+													  name + strlen(HG_PATIENT_KEY_PREFIX));
+		}
+	}
+	if (entry->last_patient != NULL)
+		add_patient(entry, entry->last_patient);
+}
+
+/* A utility statement starts: triggers it fires (COPY FROM) need its text. */
+void
+hg_audit_push_utility(PlannedStmt *pstmt, const char *query_string)
+{
+	StmtEntry  *entry = new_entry(NULL, query_string, pstmt->stmt_location, pstmt->stmt_len,
+								  pstmt->queryId,
+								  GetCommandTagName(CreateCommandTag(pstmt->utilityStmt)));
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	utilities = lcons(entry, utilities);
+	MemoryContextSwitchTo(old);
+}
+
+void
+hg_audit_pop_utility(void)
+{
+	StmtEntry  *entry;
+
+	if (utilities == NIL)
+		return;
+	entry = linitial(utilities);
+	utilities = list_delete_first(utilities);
+	free_entry(entry);
+}
+
+void
+hg_audit_set_export(bool on)
+{
+	in_export = on;
+}
+
+void
+hg_audit_capture_install_hooks(void)
+{
+	prev_start = ExecutorStart_hook;
+	ExecutorStart_hook = hg_executor_start;
+	prev_run = ExecutorRun_hook;
+	ExecutorRun_hook = hg_executor_run;
+	prev_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = hg_executor_finish;
+	prev_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = hg_executor_end;
+	RegisterXactCallback(capture_xact_callback, NULL);
+	RegisterSubXactCallback(capture_subxact_callback, NULL);
+}
+
+/*
+ * hipaa_guard.audit_event(kind, command, relation, detail, patients): record
+ * an event of the extension's own SQL functions (care teams, break-glass,
+ * audit and retention settings) the durable way.
+ */
+PG_FUNCTION_INFO_V1(hg_audit_event);
+Datum
+hg_audit_event(PG_FUNCTION_ARGS)
+{
+	HgAuditEvent ev;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("audit event kind and command must not be null")));
+	hg_audit_event_init(&ev, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+						text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	if (!PG_ARGISNULL(2))
+		ev.relation = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(3))
+		ev.detail = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	if (!PG_ARGISNULL(4))
+	{
+		ArrayType  *array = PG_GETARG_ARRAYTYPE_P(4);
+		Datum	   *elements;
+		bool	   *nulls;
+		int			count;
+
+		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elements, &nulls, &count);
+		for (int i = 0; i < count; i++)
+		{
+			if (!nulls[i])
+				ev.patients = lappend(ev.patients, TextDatumGetCString(elements[i]));
+		}
+	}
+	hg_audit_current_statement(&ev.statement, &ev.query_id);
+	hg_audit_record_durable(&ev);
+	PG_RETURN_VOID();
+}

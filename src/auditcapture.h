@@ -1,0 +1,38 @@
+/*
+ * auditcapture.h
+ *		What the capture files share: the audited-table cache of
+ *		auditconfig.c and the statement tracking of auditcapture.c.
+ */
+#ifndef HG_AUDITCAPTURE_H
+#define HG_AUDITCAPTURE_H
+
+#include "postgres.h"
+
+#include "nodes/plannodes.h"
+
+/* How a table is audited; both false for a table that is not. */
+typedef struct HgAuditedRel
+{
+	bool		reads;
+	bool		writes;
+	bool		trail;			/* one of the trail's own tables */
+	const char *name;			/* schema-qualified, quoted as needed */
+} HgAuditedRel;
+
+/* auditconfig.c */
+extern const HgAuditedRel *hg_audited_rel(Oid relid);
+extern bool hg_audit_any_configured(void);
+
+/* auditcapture.c */
+extern void hg_audit_capture_install_hooks(void);
+extern void hg_audit_current_statement(const char **statement, uint64 *query_id);
+extern void hg_audit_note_decrypt(uint32 key_id);
+extern void hg_audit_push_utility(PlannedStmt *pstmt, const char *query_string);
+extern void hg_audit_pop_utility(void);
+extern void hg_audit_set_export(bool on);
+extern void hg_audit_record_denied(const char *command, List *relations);
+
+/* auditddl.c */
+extern void hg_audit_ddl_install_hooks(void);
+
+#endif							/* HG_AUDITCAPTURE_H */
