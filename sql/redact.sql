@@ -73,7 +73,7 @@ SELECT r AS redacted,
        strpos(r, '078') = 0 AND strpos(r, '1120') = 0 AS no_ssn
   FROM hipaa_guard.redact_statement($q$INSERT INTO patients VALUES ('John Smith', E'078-05-1120', $$John Smith$$, $s$078-05-1120$s$, U&'John Smith', 078051120)$q$) AS r;
 
--- Empty input, white space and comments alone give NULL; so does NULL.
+-- Empty input, white space and comments alone give NULL, and so does NULL.
 SELECT hipaa_guard.redact_statement('') IS NULL AS empty,
        hipaa_guard.redact_statement(E' \n\t ') IS NULL AS blank,
        hipaa_guard.redact_statement('-- John Smith') IS NULL AS line_comment,
@@ -127,7 +127,7 @@ SELECT hipaa_guard.redact_statement($q$SELECT 'c:\', x$q$);
 SELECT provolatile, proisstrict, proparallel
   FROM pg_proc WHERE oid = 'hipaa_guard.redact_statement(text)'::regprocedure;
 
--- Auditors and administrators may call it; clinicians and other roles may not.
+-- Auditors and administrators may call it, but clinicians and other roles may not.
 SELECT r AS role_name,
        has_function_privilege(r, 'hipaa_guard.redact_statement(text)', 'EXECUTE') AS can_execute
   FROM unnest(ARRAY['regress_redact_auditor', 'regress_redact_admin',

@@ -68,7 +68,7 @@
 /* Recorded in place of a statement that the scanner rejected. */
 #define REDACT_PLACEHOLDER	"(statement not recorded)"
 
-/* Room for "$" and a parameter number, or for one character token. */
+/* Room for "$" and a parameter number, or for a one-character token. */
 #define TOKEN_SCRATCH_SIZE	16
 
 static char *redact_tokens(const char *statement);
@@ -253,8 +253,8 @@ redact_tokens(const char *statement)
 }
 
 /*
- * Return the canonical text of a token that core_yylex() returned, in
- * "scratch" (TOKEN_SCRATCH_SIZE bytes), in static storage, or palloc'd.
+ * Return the canonical text of a token that core_yylex() returned.  The text
+ * is in "scratch" (TOKEN_SCRATCH_SIZE bytes), in static storage or palloc'd.
  */
 static const char *
 token_text(int token, const core_YYSTYPE *value, char *scratch)
