@@ -26,7 +26,8 @@ OBJS = \
 	src/auditconfig.o \
 	src/auditcapture.o \
 	src/auditddl.o \
-	src/audittrigger.o
+	src/audittrigger.o \
+	src/redact.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log
@@ -35,7 +36,7 @@ SHLIB_LINK += -lcrypto
 # -Wextra with unused parameters allowed: callbacks and PostgreSQL's headers have them.
 PG_CPPFLAGS += -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter
 
-REGRESS = types keys errors cases deid retention actor access access_roles
+REGRESS = types keys errors cases deid retention actor access access_roles redact
 REGRESS_OPTS = --load-extension=hipaa_guard
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
@@ -45,7 +46,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # The install script is assembled from one part per concern.
-SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/audit.sql src/sql/audit_capture.sql src/sql/retention.sql src/sql/actor.sql src/sql/access.sql src/sql/access_roles.sql src/sql/grants.sql
+SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/audit.sql src/sql/audit_capture.sql src/sql/audit_redact.sql src/sql/retention.sql src/sql/actor.sql src/sql/access.sql src/sql/access_roles.sql src/sql/grants.sql
 hipaa_guard--0.1.0.sql: $(SQL_PARTS)
 	cat $^ > $@
 
