@@ -86,7 +86,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_block', '');
 
 -- The hashed fields in their hashed text form, for an independent verifier.
 CREATE VIEW @extschema@.audit_export AS
-SELECT seq::text AS seq,
+SELECT seq,
        ((pg_catalog.extract('epoch', logged_at) OPERATOR(pg_catalog.*) 1000000)::numeric(30, 0))::text AS logged_at,
        kind, command, relation, row_key, columns::text AS columns, rows::text AS rows,
        patients::text AS patients, decrypts::text AS decrypts, actor, login_role, database,
@@ -95,7 +95,7 @@ SELECT seq::text AS seq,
   FROM @extschema@.audit_log;
 
 CREATE VIEW @extschema@.audit_block_export AS
-SELECT block::text AS block, first_seq::text AS first_seq, last_seq::text AS last_seq,
+SELECT block, first_seq, last_seq,
        ((pg_catalog.extract('epoch', sealed_at) OPERATOR(pg_catalog.*) 1000000)::numeric(30, 0))::text AS sealed_at,
        pg_catalog.encode(prev_hash, 'hex') AS prev_hash,
        pg_catalog.encode(hash, 'hex') AS hash
