@@ -53,6 +53,8 @@
 #include "utils/timestamp.h"
 
 #include "actor.h"
+#include "audit.h"
+#include "hipaa_guard.h"
 #include "crypto.h"
 #include "jwt.h"
 #include "keyring.h"
@@ -283,6 +285,15 @@ login_role_name(void)
 static void
 reject_token(const char *reason, const char *detail)
 {
+	if (hg_is_preloaded())
+	{
+		HgAuditEvent ev;
+
+		hg_audit_event_init(&ev, HG_AUDIT_DENIED, "SET ACTOR");
+		ev.detail = reason;
+		hg_audit_current_statement(&ev.statement, &ev.query_id);
+		hg_audit_record_durable(&ev);
+	}
 	ereport(LOG_SERVER_ONLY,
 			(errmsg("hipaa_guard: rejected actor token for role \"%s\": %s",
 					login_role_name(), reason),

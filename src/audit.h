@@ -63,6 +63,12 @@ extern void hg_audit_record_durable(const HgAuditEvent *ev);
 /* Record an event in the current transaction (row changes). */
 extern void hg_audit_record_in_xact(const HgAuditEvent *ev);
 
+/*
+ * The literal-free text and query id of the innermost statement being
+ * executed, for events recorded outside the capture hooks.
+ */
+extern void hg_audit_current_statement(const char **statement, uint64 *query_id);
+
 /* Whether a relation is audited, from a per-session cache. */
 extern bool hg_audit_relation_audited(Oid relid);
 

@@ -50,6 +50,7 @@ typedef struct StmtEntry
 	const char *command;
 	List	   *read_rels;		/* names of the audited tables it reads */
 	bool		export;
+	int			depth;			/* utility: statements running when it started */
 	int64		rows;
 	int64		decrypts;
 	List	   *patients;		/* char *, at most MAX_PATIENTS_LISTED */
@@ -500,19 +501,42 @@ capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  *		What triggers, decrypt() and the utility hook use
  * ---------------------------------------------------------------- */
 
-/* The entry of the innermost statement being run, creating one if asked. */
+/*
+ * The entry of the innermost statement being run, or of the outermost, or
+ * NULL when that statement has none.  The executor's and the utility
+ * statements are nested in one another; a utility statement knows how many
+ * executor statements were running when it started.
+ */
 static StmtEntry *
-current_entry(bool create)
+statement_entry(bool outermost, QueryDesc **qd)
+{
+	*qd = NULL;
+	if (outermost)
+	{
+		if (utilities != NIL && ((StmtEntry *) llast(utilities))->depth == 0)
+			return llast(utilities);
+		if (running != NIL)
+			*qd = llast(running);
+	}
+	else
+	{
+		if (utilities != NIL && ((StmtEntry *) linitial(utilities))->depth >= list_length(running))
+			return linitial(utilities);
+		if (running != NIL)
+			*qd = linitial(running);
+	}
+	return *qd ? find_entry(*qd) : NULL;
+}
+
+/* The entry of the innermost statement, made if it has none yet. */
+static StmtEntry *
+current_entry(void)
 {
 	QueryDesc  *qd;
-	StmtEntry  *entry;
+	StmtEntry  *entry = statement_entry(false, &qd);
 	MemoryContext old;
 
-	if (running == NIL)
-		return utilities != NIL ? linitial(utilities) : NULL;
-	qd = linitial(running);
-	entry = find_entry(qd);
-	if (entry != NULL || !create)
+	if (entry != NULL || qd == NULL)
 		return entry;
 	entry = new_entry(qd, qd->sourceText, qd->plannedstmt->stmt_location,
 					  qd->plannedstmt->stmt_len, qd->plannedstmt->queryId,
@@ -523,26 +547,32 @@ current_entry(bool create)
 	return entry;
 }
 
-void
-hg_audit_current_statement(const char **statement, uint64 *query_id)
+static void
+statement_text(bool outermost, const char **statement, uint64 *query_id)
 {
-	StmtEntry  *entry = current_entry(false);
+	QueryDesc  *qd;
+	StmtEntry  *entry = statement_entry(outermost, &qd);
 
 	*statement = NULL;
 	*query_id = 0;
-	if (entry == NULL && running != NIL)
+	if (entry != NULL)
 	{
-		QueryDesc  *qd = linitial(running);
-
+		*statement = entry_statement(entry);
+		*query_id = entry->query_id;
+	}
+	else if (qd != NULL)
+	{
 		*statement = hg_redact_statement(qd->sourceText, qd->plannedstmt->stmt_location,
 										 qd->plannedstmt->stmt_len);
 		*query_id = qd->plannedstmt->queryId;
-		return;
 	}
-	if (entry == NULL)
-		return;
-	*statement = entry_statement(entry);
-	*query_id = entry->query_id;
+}
+
+/* The statement a trigger or a refusal belongs to: the innermost. */
+void
+hg_audit_current_statement(const char **statement, uint64 *query_id)
+{
+	statement_text(false, statement, query_id);
 }
 
 /*
@@ -559,7 +589,7 @@ hg_audit_note_decrypt(uint32 key_id)
 
 	if (IsParallelWorker() || !hg_audit_any_configured())
 		return;
-	entry = current_entry(true);
+	entry = current_entry();
 	if (entry == NULL)
 		return;
 	entry->decrypts++;
@@ -588,6 +618,7 @@ hg_audit_push_utility(PlannedStmt *pstmt, const char *query_string)
 								  GetCommandTagName(CreateCommandTag(pstmt->utilityStmt)));
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
+	entry->depth = list_length(running);
 	utilities = lcons(entry, utilities);
 	MemoryContextSwitchTo(old);
 }
@@ -660,7 +691,8 @@ hg_audit_event(PG_FUNCTION_ARGS)
 				ev.patients = lappend(ev.patients, TextDatumGetCString(elements[i]));
 		}
 	}
-	hg_audit_current_statement(&ev.statement, &ev.query_id);
+	/* The user's statement, not the extension's call of this function. */
+	statement_text(true, &ev.statement, &ev.query_id);
 	hg_audit_record_durable(&ev);
 	PG_RETURN_VOID();
 }

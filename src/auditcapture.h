@@ -25,7 +25,6 @@ extern bool hg_audit_any_configured(void);
 
 /* auditcapture.c */
 extern void hg_audit_capture_install_hooks(void);
-extern void hg_audit_current_statement(const char **statement, uint64 *query_id);
 extern void hg_audit_note_decrypt(uint32 key_id);
 extern void hg_audit_push_utility(PlannedStmt *pstmt, const char *query_string);
 extern void hg_audit_pop_utility(void);

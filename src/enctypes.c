@@ -33,6 +33,7 @@
 #include "utils/jsonb.h"
 
 #include "actor.h"
+#include "auditcapture.h"
 #include "enctypes.h"
 #include "keyring.h"
 #include "masterkey.h"
@@ -297,12 +298,14 @@ decrypt_value(HgTypeCode code, bytea *value, const char *row_key)
 
 		decrypt_envelope_into(&env, (uint8_t *) VARDATA(out));
 		SET_VARSIZE(out, VARHDRSZ + env.cipher_len);
+		hg_audit_note_decrypt(env.key_id);
 		return PointerGetDatum(out);
 	}
 	plain = hg_decrypt_envelope(&env, &len);
 	result = plain_datum(code, plain, len);
 	hg_wipe(plain, len);
 	pfree(plain);
+	hg_audit_note_decrypt(env.key_id);
 	return result;
 }
 

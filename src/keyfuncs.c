@@ -13,6 +13,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 
+#include "audit.h"
 #include "hipaa_guard.h"
 #include "keyring.h"
 #include "masterkey.h"
@@ -48,11 +49,30 @@ check_key_name_chars(const char *name)
 					 errdetail("Key names may contain only letters, digits, \"_\", \"-\" and \".\".")));
 }
 
+/*
+ * Record a key operation in the audit trail, the durable way: a key
+ * created or destroyed in a transaction that then fails is still worth
+ * knowing about.  Key names are not secret; key bytes never come near.
+ */
+static void
+record_key_event(const char *command, const char *name, const char *detail)
+{
+	HgAuditEvent ev;
+
+	if (!hg_is_preloaded())
+		return;
+	hg_audit_event_init(&ev, HG_AUDIT_KEY, command);
+	ev.detail = detail ? psprintf("key %s, %s", name, detail) : psprintf("key %s", name);
+	hg_audit_current_statement(&ev.statement, &ev.query_id);
+	hg_audit_record_durable(&ev);
+}
+
 PG_FUNCTION_INFO_V1(hg_create_key);
 Datum
 hg_create_key(PG_FUNCTION_ARGS)
 {
 	char	   *name = key_name_argument(fcinfo);
+	uint32		key_id;
 
 	if (strlen(name) > HG_MAX_KEY_NAME_LEN)
 		ereport(ERROR,
@@ -61,7 +81,9 @@ hg_create_key(PG_FUNCTION_ARGS)
 				 errdetail("Key names have at most %d bytes.", HG_MAX_KEY_NAME_LEN)));
 	if (strncmp(name, HG_PATIENT_KEY_PREFIX, strlen(HG_PATIENT_KEY_PREFIX)) != 0)
 		check_key_name_chars(name);
-	PG_RETURN_INT32((int32) hg_keyring_create(name));
+	key_id = hg_keyring_create(name);
+	record_key_event("CREATE KEY", name, NULL);
+	PG_RETURN_INT32((int32) key_id);
 }
 
 /*
@@ -73,6 +95,7 @@ Datum
 hg_create_signing_key(PG_FUNCTION_ARGS)
 {
 	char	   *name = key_name_argument(fcinfo);
+	uint32		key_id;
 
 	if (strlen(name) > HG_MAX_KEY_NAME_LEN)
 		ereport(ERROR,
@@ -80,7 +103,9 @@ hg_create_signing_key(PG_FUNCTION_ARGS)
 				 errmsg("data key name is too long"),
 				 errdetail("Key names have at most %d bytes.", HG_MAX_KEY_NAME_LEN)));
 	check_key_name_chars(name);
-	PG_RETURN_INT32((int32) hg_keyring_create_signing(name));
+	key_id = hg_keyring_create_signing(name);
+	record_key_event("CREATE SIGNING KEY", name, NULL);
+	PG_RETURN_INT32((int32) key_id);
 }
 
 PG_FUNCTION_INFO_V1(hg_rotate_key);
@@ -88,8 +113,10 @@ Datum
 hg_rotate_key(PG_FUNCTION_ARGS)
 {
 	char	   *name = key_name_argument(fcinfo);
+	uint32		version = hg_keyring_rotate(name);
 
-	PG_RETURN_INT32((int32) hg_keyring_rotate(name));
+	record_key_event("ROTATE KEY", name, psprintf("new version %u", version));
+	PG_RETURN_INT32((int32) version);
 }
 
 PG_FUNCTION_INFO_V1(hg_destroy_key);
@@ -99,6 +126,7 @@ hg_destroy_key(PG_FUNCTION_ARGS)
 	char	   *name = key_name_argument(fcinfo);
 
 	hg_keyring_destroy(name);
+	record_key_event("DESTROY KEY", name, NULL);
 	PG_RETURN_VOID();
 }
 
@@ -120,6 +148,7 @@ hg_erase_key_version(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("key version must not be negative")));
 	hg_keyring_retire(name, (uint32) version);
+	record_key_event("RETIRE KEY VERSION", name, psprintf("version %d", version));
 	PG_RETURN_VOID();
 }
 
@@ -145,8 +174,12 @@ PG_FUNCTION_INFO_V1(hg_rewrap_keys);
 Datum
 hg_rewrap_keys(PG_FUNCTION_ARGS)
 {
+	int64		rewrapped;
+
 	hg_require_preloaded();
-	PG_RETURN_INT64(hg_keyring_rewrap());
+	rewrapped = hg_keyring_rewrap();
+	record_key_event("REWRAP KEYS", "all", psprintf("%lld key versions rewrapped", (long long) rewrapped));
+	PG_RETURN_INT64(rewrapped);
 }
 
 /*

@@ -81,6 +81,9 @@ CREATE FUNCTION @extschema@.log_access_change(change text, detail jsonb) RETURNS
     LANGUAGE sql
 BEGIN ATOMIC
     INSERT INTO @extschema@.access_log (change, detail) VALUES (change, detail);
+    SELECT @extschema@.audit_event('access', change, detail OPERATOR(pg_catalog.->>) 'table', detail::text,
+        CASE WHEN detail OPERATOR(pg_catalog.?) 'patient'
+             THEN ARRAY[detail OPERATOR(pg_catalog.->>) 'patient'] END);
 END;
 
 -- The patients the current actor may see now: those in the actor's care and
@@ -211,6 +214,14 @@ BEGIN
         RAISE NOTICE 'created an index on column "%" of table "%"', patient_column, tbl;
     END IF;
     PERFORM @extschema@.set_patient_column(tbl, patient_column);
+    -- Audit reads and writes; the care-team policy now filters the rows, so
+    -- the policy that an earlier enable_audit() opened them with must go.
+    FOR rel IN SELECT @extschema@.table_and_partitions(tbl)
+    LOOP
+        EXECUTE format('DROP POLICY IF EXISTS hipaa_guard_audit_open ON %s', rel);
+    END LOOP;
+    UPDATE @extschema@.audited_tables AS a SET rls_enabled_by_audit = false WHERE a.tbl = protect_table.tbl;
+    PERFORM @extschema@.enable_audit(tbl);
     IF EXISTS (SELECT FROM @extschema@.retention_config AS r WHERE r.tbl = protect_table.tbl) THEN
         PERFORM @extschema@.grant_purger(tbl);
     END IF;

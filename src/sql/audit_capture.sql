@@ -59,8 +59,7 @@ DECLARE
     patient_col name;
 BEGIN
     SELECT p.col INTO patient_col FROM @extschema@.patient_columns AS p WHERE p.tbl = create_audit_triggers.tbl;
-    EXECUTE format('DROP TRIGGER IF EXISTS hipaa_guard_audit_write ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS hipaa_guard_audit_truncate ON %s', tbl);
+    PERFORM @extschema@.drop_audit_triggers(tbl);
     EXECUTE format('CREATE TRIGGER hipaa_guard_audit_write AFTER INSERT OR UPDATE OR DELETE ON %s'
                    ' FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_write(%s)',
                    tbl, coalesce(quote_literal(patient_col), ''));
@@ -75,9 +74,16 @@ CREATE FUNCTION @extschema@.drop_audit_triggers(tbl regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    trigger_name name;
 BEGIN
-    EXECUTE format('DROP TRIGGER IF EXISTS hipaa_guard_audit_write ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS hipaa_guard_audit_truncate ON %s', tbl);
+    FOR trigger_name IN
+        SELECT t.tgname FROM pg_trigger AS t
+         WHERE t.tgrelid = tbl AND t.tgname IN ('hipaa_guard_audit_write', 'hipaa_guard_audit_truncate')
+           AND NOT t.tgisinternal
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
+    END LOOP;
 END
 $$;
 

@@ -95,6 +95,26 @@ CREATE TABLE @extschema@.purge_receipt_log (
 ALTER SEQUENCE @extschema@.purge_receipt_log_receipt_id_seq OWNED BY @extschema@.purge_receipt_log.receipt_id;
 COMMENT ON TABLE @extschema@.purge_receipt_log IS 'Purge receipts as written; read them through the purge_receipts view';
 
+-- A finished receipt goes into the audit trail too, so that an auditor can
+-- tell rows removed by policy from rows removed by hand.
+CREATE FUNCTION @extschema@.audit_purge_receipt() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.finished_at IS NOT NULL AND (TG_OP = 'INSERT' OR OLD.finished_at IS NULL) THEN
+        PERFORM @extschema@.audit_event('retention', 'PURGE', NEW.table_name,
+            format('receipt %s, action %s, cutoff %s UTC, %s rows purged, %s rows held, %s batches%s',
+                   NEW.receipt_id, NEW.action, NEW.cutoff AT TIME ZONE 'UTC', NEW.rows_purged,
+                   NEW.rows_held, NEW.batches,
+                   CASE WHEN NEW.error IS NOT NULL THEN ', failed' ELSE '' END));
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER purge_receipt_audited AFTER INSERT OR UPDATE OF finished_at ON @extschema@.purge_receipt_log
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_purge_receipt();
+
 -- keys_digest is SHA-256 over the text form of the batch's row keys (the
 -- primary key, or the patient id when shredding), sorted bytewise, each
 -- followed by a newline.
@@ -329,6 +349,9 @@ CREATE FUNCTION @extschema@.log_retention_change(change text, tbl regclass, deta
 BEGIN ATOMIC
     INSERT INTO @extschema@.retention_log (change, table_name, detail)
     VALUES (change, tbl::text, detail);
+    SELECT @extschema@.audit_event('config', change, tbl::text, detail::text,
+        CASE WHEN detail OPERATOR(pg_catalog.?) 'patient'
+             THEN ARRAY[detail OPERATOR(pg_catalog.->>) 'patient'] END);
 END;
 
 CREATE FUNCTION @extschema@.set_retention(tbl regclass, age_column name, keep interval,
@@ -380,6 +403,10 @@ BEGIN
     ON CONFLICT ON CONSTRAINT patient_columns_pkey DO UPDATE
     SET col = excluded.col, set_at = now(), set_by = SESSION_USER;
     PERFORM @extschema@.log_retention_change('set_patient_column', tbl, jsonb_build_object('column', col));
+    -- The write trigger carries the patient column as its argument.
+    IF EXISTS (SELECT FROM @extschema@.audited_tables AS a WHERE a.tbl = set_patient_column.tbl AND a.writes) THEN
+        PERFORM @extschema@.create_audit_triggers(tbl);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.set_patient_column(regclass, name) IS 'Name the column that holds a table''s patient id';
