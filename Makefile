@@ -46,7 +46,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # The install script is assembled from one part per concern.
-SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/audit.sql src/sql/audit_capture.sql src/sql/audit_redact.sql src/sql/retention.sql src/sql/actor.sql src/sql/access.sql src/sql/access_roles.sql src/sql/grants.sql
+SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/audit.sql src/sql/audit_capture.sql src/sql/audit_redact.sql src/sql/audit_views.sql src/sql/retention.sql src/sql/actor.sql src/sql/access.sql src/sql/access_roles.sql src/sql/grants.sql
 hipaa_guard--0.1.0.sql: $(SQL_PARTS)
 	cat $^ > $@
 

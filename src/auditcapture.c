@@ -28,6 +28,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 
 #include "audit.h"
@@ -54,6 +55,7 @@ typedef struct StmtEntry
 	int64		rows;
 	int64		decrypts;
 	List	   *patients;		/* char *, at most MAX_PATIENTS_LISTED */
+	HTAB	   *patient_set;	/* the same, to find one fast */
 	bool		many_patients;
 	uint32		last_key_id;	/* saves a lookup per decrypt() call */
 	char	   *last_patient;
@@ -182,24 +184,42 @@ plan_command(PlannedStmt *pstmt)
 	return GetCommandTagName(CreateCommandTag((Node *) pstmt));
 }
 
+/* Longest patient id the set tells apart; longer ones are cut to it. */
+#define PATIENT_KEY_SIZE	128
+
 static void
 add_patient(StmtEntry *entry, const char *patient)
 {
-	ListCell   *lc;
+	char		key[PATIENT_KEY_SIZE];
+	bool		found;
+	MemoryContext old;
 
 	if (entry->many_patients)
 		return;
-	foreach(lc, entry->patients)
+	if (entry->patients != NIL && strcmp(llast(entry->patients), patient) == 0)
+		return;					/* rows of one patient often come together */
+	if (entry->patient_set == NULL)
 	{
-		if (strcmp(lfirst(lc), patient) == 0)
-			return;
+		HASHCTL		ctl;
+
+		ctl.keysize = PATIENT_KEY_SIZE;
+		ctl.entrysize = PATIENT_KEY_SIZE;
+		ctl.hcxt = entry->cxt;
+		entry->patient_set = hash_create("hipaa_guard audit patients", 64, &ctl,
+										 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
+	strlcpy(key, patient, sizeof(key));
+	hash_search(entry->patient_set, key, HASH_ENTER, &found);
+	if (found)
+		return;
 	if (list_length(entry->patients) >= MAX_PATIENTS_LISTED)
 	{
 		entry->many_patients = true;
 		return;
 	}
-	entry->patients = lappend(entry->patients, MemoryContextStrdup(entry->cxt, patient));
+	old = MemoryContextSwitchTo(entry->cxt);
+	entry->patients = lappend(entry->patients, pstrdup(patient));
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -695,4 +715,32 @@ hg_audit_event(PG_FUNCTION_ARGS)
 	statement_text(true, &ev.statement, &ev.query_id);
 	hg_audit_record_durable(&ev);
 	PG_RETURN_VOID();
+}
+
+/*
+ * hipaa_guard.audit_patient(patient): note the patient of a row that a
+ * statement reads, and let the row through.  A restrictive policy of
+ * audited tables with a patient column calls it, so each read record lists
+ * the patients whose rows the statement read.  It is costed high so that
+ * the planner applies the query's own leakproof conditions first; rows that
+ * a condition which is not leakproof rejects later are still listed.
+ */
+PG_FUNCTION_INFO_V1(hg_audit_patient);
+Datum
+hg_audit_patient(PG_FUNCTION_ARGS)
+{
+	StmtEntry  *entry;
+	QueryDesc  *qd;
+
+	if (PG_ARGISNULL(0) || IsParallelWorker())
+		PG_RETURN_BOOL(true);
+	entry = statement_entry(false, &qd);
+	if (entry != NULL && !entry->many_patients)
+	{
+		char	   *patient = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+		add_patient(entry, patient);
+		pfree(patient);
+	}
+	PG_RETURN_BOOL(true);
 }

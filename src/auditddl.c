@@ -28,6 +28,7 @@
 #define TRUNCATE_TRIGGER	"hipaa_guard_audit_truncate"
 #define GUARD_POLICY		"hipaa_guard_audit_guard"
 #define OPEN_POLICY			"hipaa_guard_audit_open"
+#define PATIENT_POLICY		"hipaa_guard_audit_patient"
 
 static ProcessUtility_hook_type prev_utility = NULL;
 
@@ -159,7 +160,8 @@ static bool
 is_audit_policy(const char *name)
 {
 	return name != NULL &&
-		(strcmp(name, GUARD_POLICY) == 0 || strcmp(name, OPEN_POLICY) == 0);
+		(strcmp(name, GUARD_POLICY) == 0 || strcmp(name, OPEN_POLICY) == 0 ||
+		 strcmp(name, PATIENT_POLICY) == 0);
 }
 
 /* Whether an ALTER TABLE subcommand would stop or weaken the audit. */

@@ -22,6 +22,11 @@ CREATE TRIGGER audited_tables_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.audited_tables
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_config_changed();
 
+-- Lists the patients of the rows a statement reads; see src/auditcapture.c.
+CREATE FUNCTION @extschema@.audit_patient(patient text) RETURNS boolean
+    LANGUAGE c VOLATILE LEAKPROOF PARALLEL RESTRICTED COST 100
+    AS 'MODULE_PATHNAME', 'hg_audit_patient';
+
 -- The read guard of audited tables; see src/auditconfig.c.
 CREATE FUNCTION @extschema@.audit_guard_support(internal) RETURNS internal
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'hg_audit_guard_support';
@@ -98,7 +103,9 @@ AS $$
 DECLARE
     rel regclass;
     enabled_here boolean := false;
+    patient_col name;
 BEGIN
+    SELECT p.col INTO patient_col FROM @extschema@.patient_columns AS p WHERE p.tbl = create_audit_guard.tbl;
     FOR rel IN SELECT @extschema@.table_and_partitions(tbl)
     LOOP
         IF NOT (SELECT c.relrowsecurity FROM pg_class AS c WHERE c.oid = rel) THEN
@@ -109,6 +116,13 @@ BEGIN
         IF NOT EXISTS (SELECT FROM pg_policy AS p WHERE p.polrelid = rel AND p.polname = 'hipaa_guard_audit_guard') THEN
             EXECUTE format('CREATE POLICY hipaa_guard_audit_guard ON %s AS RESTRICTIVE FOR SELECT'
                            ' USING (@extschema@.audit_guard())', rel);
+        END IF;
+        IF EXISTS (SELECT FROM pg_policy AS p WHERE p.polrelid = rel AND p.polname = 'hipaa_guard_audit_patient') THEN
+            EXECUTE format('DROP POLICY hipaa_guard_audit_patient ON %s', rel);
+        END IF;
+        IF patient_col IS NOT NULL THEN
+            EXECUTE format('CREATE POLICY hipaa_guard_audit_patient ON %s AS RESTRICTIVE FOR SELECT'
+                           ' USING (@extschema@.audit_patient(%I::text))', rel, patient_col);
         END IF;
     END LOOP;
     RETURN enabled_here;
@@ -125,6 +139,7 @@ BEGIN
     FOR rel IN SELECT @extschema@.table_and_partitions(tbl)
     LOOP
         EXECUTE format('DROP POLICY IF EXISTS hipaa_guard_audit_guard ON %s', rel);
+        EXECUTE format('DROP POLICY IF EXISTS hipaa_guard_audit_patient ON %s', rel);
         EXECUTE format('DROP POLICY IF EXISTS hipaa_guard_audit_open ON %s', rel);
         IF rls_enabled_by_audit AND NOT EXISTS (SELECT FROM pg_policy AS p WHERE p.polrelid = rel) THEN
             EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', rel);

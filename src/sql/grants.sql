@@ -27,7 +27,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.needs_reencrypt(@extschema@.encrypted_text), @extschema@.needs_reencrypt(@extschema@.encrypted_bytea),
     @extschema@.needs_reencrypt(@extschema@.encrypted_date), @extschema@.needs_reencrypt(@extschema@.encrypted_jsonb),
     @extschema@.encrypted_row_trigger(), @extschema@.row_trigger_args(regclass),
-    @extschema@.patient_key_name(text)
+    @extschema@.patient_key_name(text),
+    @extschema@.audit_guard(), @extschema@.audit_patient(text)
     TO PUBLIC;
 
 -- Writers: plaintext assigned to an encrypted column runs these casts.
@@ -137,3 +138,17 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.reset_actor(), @extschema@.actor(), @extschema@.actor_roles(),
     @extschema@.actor_purpose(), @extschema@.actor_mfa(), @extschema@.actor_mfa_ok()
     TO PUBLIC;
+
+-- The audit: admins switch it on and off and watch it; auditors read it.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.enable_audit(regclass, boolean, boolean), @extschema@.disable_audit(regclass)
+    TO hipaa_admin;
+GRANT SELECT ON @extschema@.audit_trail, @extschema@.audit_log, @extschema@.audit_block,
+    @extschema@.audit_export, @extschema@.audit_block_export, @extschema@.audited_tables
+    TO hipaa_auditor;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.patient_access_history(text, timestamptz, timestamptz),
+    @extschema@.accounting_of_disclosures(text, timestamptz, timestamptz),
+    @extschema@.user_activity(text, timestamptz, timestamptz),
+    @extschema@.check_audit_window(timestamptz, timestamptz), @extschema@.is_tpo_purpose(text)
+    TO hipaa_auditor;

@@ -407,6 +407,9 @@ BEGIN
     IF EXISTS (SELECT FROM @extschema@.audited_tables AS a WHERE a.tbl = set_patient_column.tbl AND a.writes) THEN
         PERFORM @extschema@.create_audit_triggers(tbl);
     END IF;
+    IF EXISTS (SELECT FROM @extschema@.audited_tables AS a WHERE a.tbl = set_patient_column.tbl AND a.reads) THEN
+        PERFORM @extschema@.create_audit_guard(tbl);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.set_patient_column(regclass, name) IS 'Name the column that holds a table''s patient id';
