@@ -213,3 +213,24 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.disable_audit(regclass) IS 'Stop recording a table in the audit trail; itself recorded';
+
+-- A dropped table leaves the list of audited tables, so that its OID cannot
+-- make a later table audited by accident.
+CREATE FUNCTION @extschema@.audit_forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped record;
+BEGIN
+    FOR dropped IN SELECT * FROM pg_event_trigger_dropped_objects() AS d WHERE d.object_type = 'table'
+    LOOP
+        DELETE FROM @extschema@.audited_tables AS a WHERE a.tbl::oid = dropped.objid;
+        IF FOUND THEN
+            PERFORM @extschema@.audit_event('config', 'DROP AUDITED TABLE', dropped.object_identity, NULL);
+        END IF;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER hipaa_guard_audit_drop ON sql_drop
+    EXECUTE FUNCTION @extschema@.audit_forget_dropped();

@@ -1,0 +1,215 @@
+--
+-- Audit capture: what each kind of access records, and the refusals.
+-- Records are shown after the sealing worker has sealed them, sorted so
+-- that the output does not depend on the order of sealing.
+--
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_aud_owner, regress_aud_reader, regress_aud_admin, regress_aud_auditor, regress_aud_other;
+CREATE ROLE regress_aud_owner;
+CREATE ROLE regress_aud_reader IN ROLE hipaa_clinician;
+CREATE ROLE regress_aud_admin IN ROLE hipaa_admin;
+CREATE ROLE regress_aud_auditor IN ROLE hipaa_auditor;
+CREATE ROLE regress_aud_other;
+RESET client_min_messages;
+
+-- Wait until everything recorded so far is sealed.
+CREATE FUNCTION aud_wait() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    s record;
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        SELECT * INTO s FROM hipaa_guard.audit_status();
+        EXIT WHEN s.queued_in_memory = 0 AND s.queued_in_table = 0;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
+CREATE TABLE aud_mark (seq bigint);
+INSERT INTO aud_mark VALUES (0);
+-- The records since the last call, then move the mark.
+CREATE FUNCTION aud_new() RETURNS TABLE (kind text, command text, relation text, row_key text,
+                                         columns text[], rows bigint, patients text[],
+                                         decrypts bigint, actor text, status text, statement text,
+                                         detail text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m bigint;
+BEGIN
+    PERFORM aud_wait();
+    SELECT a.seq INTO m FROM aud_mark AS a;
+    RETURN QUERY
+    SELECT t.kind, t.command, t.relation, t.row_key, t.columns, t.rows, t.patients, t.decrypts,
+           t.actor, t.status, t.statement, t.detail
+      FROM hipaa_guard.audit_trail AS t
+     WHERE t.seq > m
+     ORDER BY t.kind, t.command, t.relation, t.row_key, t.statement, t.rows;
+    UPDATE aud_mark SET seq = (SELECT coalesce(max(l.seq), 0) FROM hipaa_guard.audit_log AS l);
+END
+$$;
+SELECT count(*) >= 0 AS started FROM aud_new();
+
+CREATE TABLE aud_patients (patient_id int PRIMARY KEY, name text, zip text);
+ALTER TABLE aud_patients OWNER TO regress_aud_owner;
+INSERT INTO aud_patients VALUES (1001, 'Jane Roe', '02139'), (1002, 'John Q. Sample', '02140');
+CREATE TABLE aud_visits (visit_id int PRIMARY KEY, patient_id int, note hipaa_guard.encrypted_text);
+GRANT SELECT, INSERT, UPDATE, DELETE ON aud_patients, aud_visits TO regress_aud_reader;
+
+-- Configuration is hipaa_admin's or a superuser's.
+SET SESSION AUTHORIZATION regress_aud_other;
+\set VERBOSITY sqlstate
+SELECT hipaa_guard.enable_audit('aud_patients');
+\set VERBOSITY default
+RESET SESSION AUTHORIZATION;
+SELECT hipaa_guard.enable_audit(NULL);
+SELECT hipaa_guard.enable_audit('pg_class');
+SELECT hipaa_guard.enable_audit('hipaa_guard.audit_log');
+SELECT hipaa_guard.enable_audit('aud_patients', reads => false, writes => false);
+SELECT hipaa_guard.disable_audit('aud_visits');
+SET SESSION AUTHORIZATION regress_aud_admin;
+SELECT hipaa_guard.set_patient_column('aud_patients', 'patient_id');
+SELECT hipaa_guard.set_patient_column('aud_visits', 'patient_id');
+SELECT hipaa_guard.enable_audit('aud_patients');
+SELECT hipaa_guard.enable_audit('aud_visits');
+RESET SESSION AUTHORIZATION;
+SELECT kind, command, relation, actor, status, detail FROM aud_new();
+
+-- Writes: one record per row, with its key and changed columns, never a value.
+SET SESSION AUTHORIZATION regress_aud_reader;
+INSERT INTO aud_patients VALUES (1003, 'Ann Other', '02141');
+UPDATE aud_patients SET zip = '02142' WHERE patient_id = 1003;
+UPDATE aud_patients SET zip = zip WHERE patient_id = 1003;
+DELETE FROM aud_patients WHERE patient_id = 1003;
+INSERT INTO aud_patients VALUES (1001, 'x', 'y') ON CONFLICT DO NOTHING;
+RESET SESSION AUTHORIZATION;
+SELECT * FROM aud_new();
+SELECT count(*) AS values_in_trail FROM hipaa_guard.audit_log AS l
+ WHERE l::text LIKE '%Ann Other%' OR l::text LIKE '%02142%' OR l::text LIKE '%Jane Roe%';
+
+-- Reads, through every path; rows counts what the statement returned.
+SET SESSION AUTHORIZATION regress_aud_reader;
+SELECT name FROM aud_patients WHERE patient_id = 1001;
+CREATE TEMP VIEW aud_v AS SELECT patient_id FROM aud_patients;
+SELECT count(*) FROM aud_v;
+CREATE FUNCTION pg_temp.aud_sql() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM aud_patients';
+SELECT pg_temp.aud_sql();
+CREATE FUNCTION pg_temp.aud_plpgsql() RETURNS bigint LANGUAGE plpgsql AS
+    $$ BEGIN RETURN (SELECT count(*) FROM aud_patients WHERE patient_id = 1002); END $$;
+SELECT pg_temp.aud_plpgsql();
+WITH c AS (SELECT * FROM aud_patients) SELECT count(*) FROM c;
+SELECT 1 AS one WHERE EXISTS (SELECT FROM aud_patients WHERE zip = '02140');
+UPDATE aud_patients SET zip = '02140' WHERE patient_id = 1002 RETURNING patient_id;
+RESET SESSION AUTHORIZATION;
+SELECT * FROM aud_new();
+
+-- Exports, cursors and prepared statements.
+SET SESSION AUTHORIZATION regress_aud_reader;
+COPY aud_patients (patient_id) TO STDOUT;
+COPY (SELECT patient_id FROM aud_patients WHERE patient_id = 1001) TO STDOUT WITH (FORMAT csv);
+BEGIN;
+DECLARE c CURSOR FOR SELECT patient_id FROM aud_patients ORDER BY 1;
+FETCH 1 FROM c;
+FETCH 1 FROM c;
+CLOSE c;
+COMMIT;
+PREPARE q(int) AS SELECT zip FROM aud_patients WHERE patient_id = $1;
+EXECUTE q(1001);
+EXECUTE q(1002);
+DEALLOCATE q;
+RESET SESSION AUTHORIZATION;
+SELECT * FROM aud_new();
+
+-- A read is recorded when its transaction rolls back; a rolled-back
+-- change leaves no record of a committed change.
+SET SESSION AUTHORIZATION regress_aud_reader;
+BEGIN;
+SELECT count(*) FROM aud_patients WHERE patient_id = 1001;
+INSERT INTO aud_patients VALUES (1009, 'Temp Visit', '00000');
+ROLLBACK;
+BEGIN;
+SELECT patient_id FROM aud_patients WHERE patient_id = 1002;
+SELECT 1/0;
+COMMIT;
+RESET SESSION AUTHORIZATION;
+SELECT * FROM aud_new();
+
+-- Refusals: a read without privilege, and DDL that would switch the audit off.
+SET SESSION AUTHORIZATION regress_aud_other;
+SELECT * FROM aud_patients;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION regress_aud_owner;
+ALTER TABLE aud_patients DISABLE TRIGGER hipaa_guard_audit_write;
+ALTER TABLE aud_patients DISABLE TRIGGER ALL;
+DROP POLICY hipaa_guard_audit_guard ON aud_patients;
+ALTER TABLE aud_patients DISABLE ROW LEVEL SECURITY;
+RESET SESSION AUTHORIZATION;
+SELECT kind, command, relation, actor, status, statement FROM aud_new();
+
+-- session_replication_role does not silence the write trigger.
+SET session_replication_role = replica;
+UPDATE aud_patients SET zip = '02143' WHERE patient_id = 1002;
+RESET session_replication_role;
+
+-- Admin actions on audited tables, TRUNCATE included.
+SET SESSION AUTHORIZATION regress_aud_owner;
+ALTER TABLE aud_patients ADD COLUMN phone text;
+GRANT SELECT ON aud_patients TO regress_aud_other;
+REVOKE SELECT ON aud_patients FROM regress_aud_other;
+CREATE POLICY aud_extra ON aud_patients USING (true);
+DROP POLICY aud_extra ON aud_patients;
+RESET SESSION AUTHORIZATION;
+CREATE TABLE aud_scratch (id int PRIMARY KEY);
+SELECT hipaa_guard.enable_audit('aud_scratch');
+INSERT INTO aud_scratch VALUES (1);
+TRUNCATE aud_scratch;
+SELECT kind, command, relation, row_key, actor, status, statement FROM aud_new();
+
+-- decrypt() calls count against their statement, with the patients of
+-- values under per-patient keys.
+SELECT hipaa_guard.create_key('aud_phi') > 0 AS created;
+INSERT INTO aud_visits VALUES (1, 1001, hipaa_guard.encrypt('Dx: sample', 'patient:1001')),
+                              (2, 1002, hipaa_guard.encrypt('Dx: other', 'aud_phi'));
+SET SESSION AUTHORIZATION regress_aud_reader;
+SELECT hipaa_guard.decrypt(note) FROM aud_visits ORDER BY visit_id;
+SELECT hipaa_guard.decrypt(hipaa_guard.encrypt('loose value', 'aud_phi')) AS loose;
+RESET SESSION AUTHORIZATION;
+SELECT hipaa_guard.rotate_key('aud_phi') AS version;
+SELECT kind, command, relation, rows, patients, decrypts, statement, detail FROM aud_new();
+
+-- Auditor views.
+SET SESSION AUTHORIZATION regress_aud_auditor;
+SELECT kind, command, relation, rows, status
+  FROM hipaa_guard.patient_access_history('1001', now() - interval '1 hour', now() + interval '1 hour')
+ ORDER BY kind, command, statement
+ LIMIT 12;
+SELECT recipient, description, purpose
+  FROM hipaa_guard.accounting_of_disclosures('1002', now() - interval '10 years', now() + interval '1 hour')
+ ORDER BY seq LIMIT 3;
+SELECT count(*) > 0 AS has_activity
+  FROM hipaa_guard.user_activity('regress_aud_reader', now() - interval '1 hour', now() + interval '1 hour');
+SELECT * FROM hipaa_guard.patient_access_history('1001', now(), now() - interval '1 hour');
+SELECT * FROM hipaa_guard.user_activity(NULL, now(), now());
+-- The auditor reads no patient table and decrypts nothing.
+SELECT count(*) FROM aud_patients;
+SELECT has_function_privilege('hipaa_guard.decrypt(hipaa_guard.encrypted_text)', 'EXECUTE') AS can_decrypt;
+-- Nobody changes the trail.
+\set VERBOSITY sqlstate
+UPDATE hipaa_guard.audit_log SET actor = 'someone' WHERE seq = 1;
+\set VERBOSITY default
+RESET SESSION AUTHORIZATION;
+UPDATE hipaa_guard.audit_log SET actor = 'someone' WHERE seq = 1;
+DELETE FROM hipaa_guard.audit_log WHERE seq = 1;
+TRUNCATE hipaa_guard.audit_log;
+SELECT ok, reason FROM hipaa_guard.verify_audit_chain();
+
+-- disable_audit() is recorded, and reads stop being recorded.
+SELECT hipaa_guard.disable_audit('aud_scratch');
+SELECT count(*) FROM aud_scratch;
+SELECT kind, command, relation, actor FROM aud_new();
+
+-- With the library preloaded, the read guard folds away: plans are unchanged.
+EXPLAIN (COSTS OFF) SELECT name FROM aud_patients WHERE patient_id = 1001;
+
+DROP TABLE aud_scratch, aud_visits, aud_patients, aud_mark;
+DROP FUNCTION aud_new(), aud_wait();
+SELECT hipaa_guard.destroy_key('aud_phi');
+DROP ROLE regress_aud_owner, regress_aud_reader, regress_aud_admin, regress_aud_auditor, regress_aud_other;
