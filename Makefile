@@ -22,7 +22,10 @@ OBJS = \
 	src/session.o \
 	src/careteam.o \
 	src/jwt.o \
-	src/actor.o
+	src/actor.o \
+	src/auditqueue.o \
+	src/sealer.o \
+	src/auditchain.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log
@@ -31,7 +34,7 @@ SHLIB_LINK += -lcrypto
 # -Wextra with unused parameters allowed: callbacks and PostgreSQL's headers have them.
 PG_CPPFLAGS += -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter
 
-REGRESS = types keys errors cases deid retention actor access access_roles
+REGRESS = types keys errors cases deid retention actor access access_roles audit_chain
 REGRESS_OPTS = --load-extension=hipaa_guard
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -137,3 +137,13 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.reset_actor(), @extschema@.actor(), @extschema@.actor_roles(),
     @extschema@.actor_purpose(), @extschema@.actor_mfa(), @extschema@.actor_mfa_ok()
     TO PUBLIC;
+
+-- Audit trail: auditors and administrators read and verify it; nobody
+-- writes it directly, and only administrators add notes.
+GRANT SELECT ON @extschema@.audit_log, @extschema@.audit_block,
+    @extschema@.audit_export, @extschema@.audit_block_export
+    TO hipaa_admin, hipaa_auditor;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.verify_audit_chain(text), @extschema@.audit_digest(), @extschema@.audit_status()
+    TO hipaa_admin, hipaa_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_note(text) TO hipaa_admin;
