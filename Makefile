@@ -27,7 +27,10 @@ OBJS = \
 	src/auditcapture.o \
 	src/auditddl.o \
 	src/audittrigger.o \
-	src/redact.o
+	src/redact.o \
+	src/auditqueue.o \
+	src/sealer.o \
+	src/auditchain.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log
@@ -36,7 +39,7 @@ SHLIB_LINK += -lcrypto
 # -Wextra with unused parameters allowed: callbacks and PostgreSQL's headers have them.
 PG_CPPFLAGS += -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter
 
-REGRESS = types keys errors cases deid retention actor access access_roles redact
+REGRESS = types keys errors cases deid retention actor access access_roles redact audit audit_chain
 REGRESS_OPTS = --load-extension=hipaa_guard
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -493,6 +493,23 @@ hg_reset_actor(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Return the verified actor's id, or NULL when no token set one.  The string
+ * lives until the actor is cleared at the end of the transaction.
+ */
+const char *
+hg_actor_id(void)
+{
+	return actor.is_set ? actor.id : NULL;
+}
+
+/* Return the purpose of use that the actor's token names, or NULL. */
+const char *
+hg_actor_purpose_text(void)
+{
+	return actor.is_set ? actor.purpose : NULL;
+}
+
 /* A worker would read the absence of an actor, so raise an error instead. */
 static void
 check_not_parallel_worker(void)

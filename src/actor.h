@@ -20,6 +20,8 @@ extern void hg_actor_preload_init(void);
 extern Size hg_actor_shmem_size(void);
 extern void hg_actor_shmem_startup(void);
 extern void hg_check_second_factor(void);
+extern const char *hg_actor_id(void);
+extern const char *hg_actor_purpose_text(void);
 
 /*
  * Raise an error unless the actor may decrypt: when hipaa_guard.require_mfa

@@ -20,6 +20,7 @@
 
 #include "actor.h"
 #include "auditcapture.h"
+#include "auditqueue.h"
 #include "careteam.h"
 #include "hipaa_guard.h"
 #include "keyring.h"
@@ -44,6 +45,7 @@ hg_shmem_request(void)
 		prev_shmem_request_hook();
 	hg_keyring_shmem_request();
 	RequestAddinShmemSpace(hg_actor_shmem_size());
+	hg_audit_shmem_request();
 }
 
 static void
@@ -52,6 +54,7 @@ hg_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	hg_actor_shmem_startup();
+	hg_audit_shmem_startup();
 }
 
 bool
@@ -175,6 +178,41 @@ define_worker_settings(void)
 }
 
 /*
+ * Define the audit queue's sizes.  Both size shared memory, so they are
+ * postmaster-only and, like the master key settings, defined only when the
+ * library is preloaded.
+ */
+static void
+define_audit_queue_settings(void)
+{
+	DefineCustomIntVariable("hipaa_guard.audit_databases",
+							"Databases whose audit events can be queued in shared memory.",
+							"Each database with the extension takes one audit queue on its first audit event. Recording fails in a database that finds none free.",
+							&hg_audit_databases, 8, 1, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("hipaa_guard.audit_queue_size",
+							"Shared memory for each database's queue of audit events waiting to be sealed.",
+							"When a queue is full, the backends that record events wait for the sealing worker.",
+							&hg_audit_queue_size, 1024, 64, 1024 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
+}
+
+/*
+ * Define the sealer's poll interval.  A commit wakes the sealer anyway; the
+ * interval bounds the delay for records whose wake-up was missed, such as
+ * those of COMMIT PREPARED.
+ */
+static void
+define_audit_settings(void)
+{
+	DefineCustomIntVariable("hipaa_guard.audit_seal_interval",
+							"Longest time the sealing worker sleeps between looks at its queues.",
+							NULL,
+							&hg_audit_seal_interval, 200, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
+/*
  * Define the longest break-glass access.  Only a superuser may change it,
  * so that a clinician cannot open access for longer in their own session.
  */
@@ -195,6 +233,7 @@ _PG_init(void)
 	define_actor_settings();
 	define_worker_settings();
 	define_access_settings();
+	define_audit_settings();
 	hg_session_define_settings();
 	hg_keyring_init();
 	hg_careteam_install_hooks();
@@ -205,6 +244,7 @@ _PG_init(void)
 		return;
 	}
 	define_master_key_settings();
+	define_audit_queue_settings();
 	/*
 	 * Reserved only when preloaded: a library loaded later has no master key
 	 * settings, and every session would warn about them in postgresql.conf.
@@ -219,6 +259,12 @@ _PG_init(void)
 	hg_masterkey_load_all();
 	hg_worker_register();
 	hg_session_install_hooks();
+	/*
+	 * The queue's transaction callback must be registered first: callbacks
+	 * run newest first, and at abort the capture's callback records the
+	 * reads of failed statements, which the queue's then sends on.
+	 */
+	hg_audit_init();
 	hg_audit_capture_install_hooks();
 	hg_audit_ddl_install_hooks();
 }

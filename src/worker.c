@@ -1,7 +1,8 @@
 /*
  * worker.c
  *		Scheduled purges: the launcher background worker and the purge worker
- *		it starts in each database.
+ *		it starts in each database.  At its start the launcher also starts
+ *		the audit sealers (sealer.c), one database after another.
  *
  * The launcher is a static background worker, registered only when the
  * library is preloaded, so a server has exactly one.  It connects to no
@@ -57,6 +58,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "auditqueue.h"
 #include "worker.h"
 
 #define HG_LIBRARY_NAME			"hipaa_guard"
@@ -271,6 +273,17 @@ first_round_base(void)
 									   -(naptime_ms - Min(naptime_ms, FIRST_ROUND_DELAY_MS)));
 }
 
+/* Start a sealer in each database that a purge round would visit. */
+static void
+start_sealers(MemoryContext context)
+{
+	MemoryContext old_context = MemoryContextSwitchTo(context);
+
+	hg_sealers_start_all(list_purge_databases());
+	MemoryContextSwitchTo(old_context);
+	MemoryContextReset(context);
+}
+
 /*
  * Main function of the launcher.  A SIGTERM that arrives while a purge worker
  * runs takes effect when that worker exits.  At server shutdown the postmaster
@@ -292,6 +305,14 @@ hg_launcher_main(Datum main_arg)
 	round_context = AllocSetContextCreate(TopMemoryContext,
 										  "hipaa_guard launcher round",
 										  ALLOCSET_DEFAULT_SIZES);
+
+	/*
+	 * Sealers run in every database with the extension from server start, so
+	 * that records queued before a crash are sealed without waiting for new
+	 * ones.  A sealer that finds no extension exits at once.
+	 */
+	start_sealers(round_context);
+
 	last_round_start = first_round_base();
 
 	for (;;)

@@ -100,3 +100,55 @@ SELECT block, first_seq, last_seq,
        pg_catalog.encode(prev_hash, 'hex') AS prev_hash,
        pg_catalog.encode(hash, 'hex') AS hash
   FROM @extschema@.audit_block;
+
+-- ----------------------------------------------------------------
+-- Audit: sealing, protection and verification (src/sealer.c, src/auditchain.c)
+-- ----------------------------------------------------------------
+
+-- Raises an error on every UPDATE, DELETE and TRUNCATE of the trail, for
+-- superusers too; with the argument 'queue' it lets the sealing worker
+-- delete the audit_queue rows it has sealed.  INSERT is left to privileges,
+-- so that pg_restore can copy the trail back.
+CREATE FUNCTION @extschema@.audit_trail_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'hg_audit_trail_guard' LANGUAGE C;
+
+CREATE TRIGGER audit_queue_guard BEFORE UPDATE OR DELETE ON @extschema@.audit_queue
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_trail_guard('queue');
+CREATE TRIGGER audit_queue_truncate_guard BEFORE TRUNCATE ON @extschema@.audit_queue
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_trail_guard('queue');
+CREATE TRIGGER audit_log_guard BEFORE UPDATE OR DELETE ON @extschema@.audit_log
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_trail_guard();
+CREATE TRIGGER audit_log_truncate_guard BEFORE TRUNCATE ON @extschema@.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_trail_guard();
+CREATE TRIGGER audit_block_guard BEFORE UPDATE OR DELETE ON @extschema@.audit_block
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_trail_guard();
+CREATE TRIGGER audit_block_truncate_guard BEFORE TRUNCATE ON @extschema@.audit_block
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_trail_guard();
+
+-- Wakes the sealing worker at commit when rows are queued with SQL.
+CREATE FUNCTION @extschema@.audit_queue_inserted() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'hg_audit_queue_inserted' LANGUAGE C;
+CREATE TRIGGER audit_queue_inserted AFTER INSERT ON @extschema@.audit_queue
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_queue_inserted();
+
+CREATE FUNCTION @extschema@.verify_audit_chain(digest text DEFAULT NULL)
+    RETURNS TABLE (ok boolean, blocks bigint, records bigint, failed_block bigint,
+                   failed_seq bigint, reason text)
+    AS 'MODULE_PATHNAME', 'hg_verify_audit_chain' LANGUAGE C CALLED ON NULL INPUT
+    VOLATILE PARALLEL RESTRICTED ROWS 1;
+COMMENT ON FUNCTION @extschema@.verify_audit_chain(text) IS 'Recompute every record and block hash of the audit trail and report the first failure; with a digest from audit_digest(), also check that its block is unchanged';
+
+CREATE FUNCTION @extschema@.audit_digest()
+    RETURNS TABLE (block bigint, last_seq bigint, hash text, digest text)
+    AS 'MODULE_PATHNAME', 'hg_audit_digest' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 1;
+COMMENT ON FUNCTION @extschema@.audit_digest() IS 'The latest sealed block of the audit trail and its digest, to store outside the database';
+
+CREATE FUNCTION @extschema@.audit_status()
+    RETURNS TABLE (sealer_pid integer, queued_in_memory bigint, queued_in_table bigint,
+                   sealed_records bigint, sealed_blocks bigint, last_sealed_at timestamptz)
+    AS 'MODULE_PATHNAME', 'hg_audit_status' LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
+COMMENT ON FUNCTION @extschema@.audit_status() IS 'The sealing worker of this database and the records waiting for it';
+
+CREATE FUNCTION @extschema@.audit_note(detail text) RETURNS void
+    AS 'MODULE_PATHNAME', 'hg_audit_note' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.audit_note(text) IS 'Record an administrator''s note in the audit trail; it stays even if the transaction rolls back';

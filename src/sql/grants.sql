@@ -152,3 +152,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.user_activity(text, timestamptz, timestamptz),
     @extschema@.check_audit_window(timestamptz, timestamptz), @extschema@.is_tpo_purpose(text)
     TO hipaa_auditor;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.verify_audit_chain(text), @extschema@.audit_digest(), @extschema@.audit_status()
+    TO hipaa_admin, hipaa_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_note(text) TO hipaa_admin;

@@ -1,0 +1,832 @@
+/*
+ * auditchain.c
+ *		The audit trail's tamper evidence: the record and block hashes of
+ *		docs/audit-format.md, and the SQL functions that verify the chain,
+ *		print its digest and report the trail's state.
+ *
+ * The sealer (sealer.c) and the verifier share the hashing code here, so
+ * the two cannot drift apart; test/audit-verify checks both against the
+ * format from outside.
+ *
+ * Verification reads audit_block and audit_log through their primary key
+ * indexes, in block and seq order, in one pass: each record is hashed once
+ * and fed into its block's hash.  It compares the end of the chain with the
+ * high-water file that the sealer writes after each block, which is read
+ * before the snapshot is taken, so every block the file names was committed
+ * before the snapshot and must be visible in it.
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "auditqueue.h"
+
+/* Microseconds from the PostgreSQL epoch (2000) back to the Unix epoch (1970). */
+#define UNIX_EPOCH_OFFSET_USECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+#define DIGEST_PREFIX	"hg1:"
+
+struct HgAuditHasher
+{
+	EVP_MD	   *md;
+	EVP_MD_CTX *record_ctx;
+	EVP_MD_CTX *block_ctx;
+	StringInfoData bytes;		/* the record being hashed */
+	FmgrInfo	array_out;
+	MemoryContext scratch;		/* text forms of one record */
+	MemoryContextCallback cleanup;
+};
+
+/* ----------------------------------------------------------------
+ *		Hashing
+ * ---------------------------------------------------------------- */
+
+static void
+free_hasher(void *arg)
+{
+	HgAuditHasher *hasher = (HgAuditHasher *) arg;
+
+	EVP_MD_CTX_free(hasher->record_ctx);
+	EVP_MD_CTX_free(hasher->block_ctx);
+	EVP_MD_free(hasher->md);
+}
+
+static void
+openssl_failed(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("could not compute a SHA-256 hash of the audit trail")));
+}
+
+/*
+ * Create a hasher in the current memory context.  Its OpenSSL state is freed
+ * when that context is reset or deleted, also on error.
+ */
+HgAuditHasher *
+hg_audit_hasher_create(void)
+{
+	HgAuditHasher *hasher = palloc0(sizeof(HgAuditHasher));
+
+	hasher->cleanup.func = free_hasher;
+	hasher->cleanup.arg = hasher;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &hasher->cleanup);
+
+	hasher->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	hasher->record_ctx = EVP_MD_CTX_new();
+	hasher->block_ctx = EVP_MD_CTX_new();
+	if (hasher->md == NULL || hasher->record_ctx == NULL || hasher->block_ctx == NULL)
+		openssl_failed();
+	initStringInfo(&hasher->bytes);
+	fmgr_info(F_ARRAY_OUT, &hasher->array_out);
+	hasher->scratch = AllocSetContextCreate(CurrentMemoryContext, "hipaa_guard record hash",
+											ALLOCSET_SMALL_SIZES);
+	return hasher;
+}
+
+static void
+append_field(StringInfo buf, const char *data, int len)
+{
+	uint32		be_len = pg_hton32((uint32) len);
+
+	appendBinaryStringInfo(buf, (const char *) &be_len, 4);
+	appendBinaryStringInfo(buf, data, len);
+}
+
+static void
+append_null(StringInfo buf)
+{
+	static const char null_marker[4] = {'\xff', '\xff', '\xff', '\xff'};
+
+	appendBinaryStringInfo(buf, null_marker, 4);
+}
+
+static void
+append_int64(StringInfo buf, int64 value)
+{
+	char		digits[MAXINT8LEN + 1];
+
+	append_field(buf, digits, pg_lltoa(value, digits));
+}
+
+static void
+append_uint64(StringInfo buf, uint64 value)
+{
+	char		digits[MAXINT8LEN + 1];
+
+	append_field(buf, digits, pg_ulltoa_n(value, digits));
+}
+
+/* Text in UTF-8, which the format prescribes whatever the server encoding. */
+static void
+append_text(StringInfo buf, Datum value)
+{
+	text	   *t = DatumGetTextPP(value);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	char	   *utf8 = pg_server_to_any(VARDATA_ANY(t), len, PG_UTF8);
+
+	append_field(buf, utf8, utf8 == VARDATA_ANY(t) ? len : (int) strlen(utf8));
+}
+
+/*
+ * A timestamp as microseconds since the Unix epoch.  The sealer never stores
+ * infinity (see normalize_logged_at), so a row that has it was written by
+ * hand; its hash uses the words that PostgreSQL prints.
+ */
+static void
+append_unix_usecs(StringInfo buf, TimestampTz ts)
+{
+	int64		usecs;
+
+	if (TIMESTAMP_IS_NOBEGIN(ts))
+		append_field(buf, "-infinity", 9);
+	else if (TIMESTAMP_IS_NOEND(ts) || pg_add_s64_overflow(ts, UNIX_EPOCH_OFFSET_USECS, &usecs))
+		append_field(buf, "infinity", 8);
+	else
+		append_int64(buf, usecs);
+}
+
+static void
+append_array(HgAuditHasher *hasher, Datum value)
+{
+	char	   *s = OutputFunctionCall(&hasher->array_out, value);
+
+	append_text(&hasher->bytes, CStringGetTextDatum(s));
+}
+
+/* The text form of one audit_log column, as docs/audit-format.md lists it. */
+static void
+append_column(HgAuditHasher *hasher, int att, Datum value)
+{
+	StringInfo	buf = &hasher->bytes;
+
+	switch (att - HG_LOG_FIRST_QUEUE_ATT)
+	{
+		case HG_QUEUE_LOGGED_AT:
+			append_unix_usecs(buf, DatumGetTimestampTz(value));
+			break;
+		case HG_QUEUE_ROWS:
+		case HG_QUEUE_DECRYPTS:
+		case HG_QUEUE_QUERY_ID:
+			append_int64(buf, DatumGetInt64(value));
+			break;
+		case HG_QUEUE_XID:
+			append_uint64(buf, U64FromFullTransactionId(DatumGetFullTransactionId(value)));
+			break;
+		case HG_QUEUE_COLUMNS:
+		case HG_QUEUE_PATIENTS:
+			append_array(hasher, value);
+			break;
+		default:
+			append_text(buf, value);
+			break;
+	}
+}
+
+/*
+ * Compute R, the SHA-256 of a record's 22 hashed fields, from an audit_log
+ * row's values (seq and the 21 columns after block).
+ */
+void
+hg_audit_record_hash(HgAuditHasher *hasher, const Datum *values, const bool *nulls,
+					 uint8 *out)
+{
+	MemoryContext old_context = MemoryContextSwitchTo(hasher->scratch);
+	StringInfo	buf = &hasher->bytes;
+
+	resetStringInfo(buf);
+	append_int64(buf, DatumGetInt64(values[HG_LOG_SEQ]));
+	for (int att = HG_LOG_FIRST_QUEUE_ATT; att < HG_LOG_NATTS; att++)
+	{
+		if (nulls[att])
+			append_null(buf);
+		else
+			append_column(hasher, att, values[att]);
+	}
+	MemoryContextSwitchTo(old_context);
+	MemoryContextReset(hasher->scratch);
+
+	if (EVP_DigestInit_ex(hasher->record_ctx, hasher->md, NULL) != 1 ||
+		EVP_DigestUpdate(hasher->record_ctx, buf->data, buf->len) != 1 ||
+		EVP_DigestFinal_ex(hasher->record_ctx, out, NULL) != 1)
+		openssl_failed();
+}
+
+static void
+block_update_be64(HgAuditHasher *hasher, int64 value)
+{
+	uint64		be = pg_hton64((uint64) value);
+
+	if (EVP_DigestUpdate(hasher->block_ctx, &be, sizeof(be)) != 1)
+		openssl_failed();
+}
+
+/* Start a block hash with its header; the records' R follow in seq order. */
+void
+hg_audit_block_begin(HgAuditHasher *hasher, const uint8 *prev_hash, int64 block,
+					 int64 first_seq, int64 last_seq, TimestampTz sealed_at)
+{
+	int64		sealed_usecs;
+
+	/* sealed_at comes from GetCurrentTimestamp() or a verified row. */
+	if (pg_add_s64_overflow(sealed_at, UNIX_EPOCH_OFFSET_USECS, &sealed_usecs))
+		sealed_usecs = sealed_at;
+	if (EVP_DigestInit_ex(hasher->block_ctx, hasher->md, NULL) != 1 ||
+		EVP_DigestUpdate(hasher->block_ctx, prev_hash, HG_AUDIT_HASH_LEN) != 1)
+		openssl_failed();
+	block_update_be64(hasher, block);
+	block_update_be64(hasher, first_seq);
+	block_update_be64(hasher, last_seq);
+	block_update_be64(hasher, sealed_usecs);
+}
+
+void
+hg_audit_block_add(HgAuditHasher *hasher, const uint8 *record_hash)
+{
+	if (EVP_DigestUpdate(hasher->block_ctx, record_hash, HG_AUDIT_HASH_LEN) != 1)
+		openssl_failed();
+}
+
+void
+hg_audit_block_finish(HgAuditHasher *hasher, uint8 *out)
+{
+	if (EVP_DigestFinal_ex(hasher->block_ctx, out, NULL) != 1)
+		openssl_failed();
+}
+
+/* ----------------------------------------------------------------
+ *		Reading the trail in key order
+ * ---------------------------------------------------------------- */
+
+/* A scan of a trail table through its primary key. */
+typedef struct KeyScan
+{
+	Relation	heap;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+} KeyScan;
+
+static Relation
+open_trail_for_read(const char *name, int natts)
+{
+	Oid			relid = hg_audit_table_oid(name);
+	Relation	rel;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table \"hipaa_guard.%s\" does not exist", name)));
+	rel = table_open(relid, AccessShareLock);
+	hg_audit_check_layout(rel, natts);
+	return rel;
+}
+
+static void
+key_scan_open(KeyScan *ks, Relation heap, Snapshot snapshot)
+{
+	Oid			index_oid = RelationGetPrimaryKeyIndex(heap);
+
+	if (!OidIsValid(index_oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(heap)),
+				 errdetail("The audit trail is read in key order through its primary key index."),
+				 errhint("Reinstall the extension; do not alter the audit trail's tables.")));
+	ks->heap = heap;
+	ks->index = index_open(index_oid, AccessShareLock);
+	ks->scan = index_beginscan(heap, ks->index, snapshot, 0, 0);
+	index_rescan(ks->scan, NULL, 0, NULL, 0);
+	ks->slot = table_slot_create(heap, NULL);
+}
+
+/* Fetch the next row into ks->slot with all its columns; false at the end. */
+static bool
+key_scan_next(KeyScan *ks, ScanDirection direction)
+{
+	if (!index_getnext_slot(ks->scan, direction, ks->slot))
+		return false;
+	slot_getallattrs(ks->slot);
+	return true;
+}
+
+static void
+key_scan_close(KeyScan *ks)
+{
+	index_endscan(ks->scan);
+	ExecDropSingleTupleTableSlot(ks->slot);
+	index_close(ks->index, AccessShareLock);
+}
+
+static bool
+copy_hash(Datum value, uint8 *out)
+{
+	bytea	   *b = DatumGetByteaPP(value);
+
+	if (VARSIZE_ANY_EXHDR(b) != HG_AUDIT_HASH_LEN)
+		return false;
+	memcpy(out, VARDATA_ANY(b), HG_AUDIT_HASH_LEN);
+	return true;
+}
+
+/* Read the latest block of audit_block, or set head->found to false. */
+void
+hg_audit_read_head(Relation block_rel, Snapshot snapshot, HgAuditHead *head)
+{
+	KeyScan		ks;
+
+	memset(head, 0, sizeof(HgAuditHead));
+	key_scan_open(&ks, block_rel, snapshot);
+	if (key_scan_next(&ks, BackwardScanDirection))
+	{
+		Datum	   *values = ks.slot->tts_values;
+
+		head->found = true;
+		head->block = DatumGetInt64(values[0]);
+		head->first_seq = DatumGetInt64(values[1]);
+		head->last_seq = DatumGetInt64(values[2]);
+		head->sealed_at = DatumGetTimestampTz(values[3]);
+		if (!copy_hash(values[5], head->hash))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("hash of audit block " INT64_FORMAT " is not %d bytes",
+							head->block, HG_AUDIT_HASH_LEN)));
+	}
+	key_scan_close(&ks);
+}
+
+/* ----------------------------------------------------------------
+ *		Digests and the high-water file
+ * ---------------------------------------------------------------- */
+
+/* A block that the chain must contain, from a digest or the high-water file. */
+typedef struct Anchor
+{
+	bool		present;
+	int64		block;
+	int64		last_seq;
+	uint8		hash[HG_AUDIT_HASH_LEN];
+	bool		seen;			/* the walk reached the block */
+	bool		matches;		/* and it ended at last_seq with that hash */
+} Anchor;
+
+/* Parse a positive decimal without sign or leading zeros; advance *p. */
+static bool
+parse_positive(const char **p, int64 *value)
+{
+	const char *s = *p;
+	int64		v = 0;
+
+	if (*s < '1' || *s > '9')
+		return false;
+	while (*s >= '0' && *s <= '9')
+	{
+		if (pg_mul_s64_overflow(v, 10, &v) || pg_add_s64_overflow(v, *s - '0', &v))
+			return false;
+		s++;
+	}
+	*p = s;
+	*value = v;
+	return true;
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Parse 'hg1:<block>:<last_seq>:<64 lowercase hex digits>' exactly. */
+static bool
+parse_digest(const char *s, Anchor *anchor)
+{
+	memset(anchor, 0, sizeof(Anchor));
+	if (strncmp(s, DIGEST_PREFIX, strlen(DIGEST_PREFIX)) != 0)
+		return false;
+	s += strlen(DIGEST_PREFIX);
+	if (!parse_positive(&s, &anchor->block) || *s++ != ':' ||
+		!parse_positive(&s, &anchor->last_seq) || *s++ != ':')
+		return false;
+	for (int i = 0; i < HG_AUDIT_HASH_LEN; i++)
+	{
+		int			high = hex_value(s[2 * i]);
+		int			low = high < 0 ? -1 : hex_value(s[2 * i + 1]);
+
+		if (low < 0)
+			return false;
+		anchor->hash[i] = (uint8) (high * 16 + low);
+	}
+	if (s[2 * HG_AUDIT_HASH_LEN] != '\0')
+		return false;
+	anchor->present = true;
+	return true;
+}
+
+static char *
+format_digest(int64 block, int64 last_seq, const uint8 *hash)
+{
+	char		hex[HG_AUDIT_HASH_LEN * 2 + 1];
+
+	hex_encode((const char *) hash, HG_AUDIT_HASH_LEN, hex);
+	hex[HG_AUDIT_HASH_LEN * 2] = '\0';
+	return psprintf(DIGEST_PREFIX INT64_FORMAT ":" INT64_FORMAT ":%s", block, last_seq, hex);
+}
+
+/*
+ * Read the high-water file of this database.  Returns false when it exists
+ * but cannot be read or parsed; a missing file leaves the anchor absent.
+ */
+static bool
+read_head_file(Anchor *anchor)
+{
+	char		path[MAXPGPATH];
+	char		content[128];
+	int			fd;
+	int			len;
+
+	memset(anchor, 0, sizeof(Anchor));
+	hg_audit_head_path(MyDatabaseId, path, sizeof(path));
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		if (errno == ENOENT)
+			return true;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", path)));
+	}
+	len = read(fd, content, sizeof(content) - 1);
+	CloseTransientFile(fd);
+	if (len <= 1 || content[len - 1] != '\n')
+		return false;
+	content[len - 1] = '\0';
+	return parse_digest(content, anchor);
+}
+
+/* ----------------------------------------------------------------
+ *		Verification
+ * ---------------------------------------------------------------- */
+
+typedef struct VerifyResult
+{
+	bool		ok;
+	int64		blocks;			/* blocks verified before a failure */
+	int64		records;		/* records verified before a failure */
+	bool		has_failed_block;
+	int64		failed_block;
+	bool		has_failed_seq;
+	int64		failed_seq;
+	char	   *reason;
+} VerifyResult;
+
+/* The state of the walk through both tables. */
+typedef struct ChainWalk
+{
+	KeyScan		blocks;
+	KeyScan		records;
+	bool		have_record;	/* records.slot holds the next record */
+	HgAuditHasher *hasher;
+	int64		next_block;
+	int64		next_seq;
+	uint8		prev_hash[HG_AUDIT_HASH_LEN];
+	VerifyResult *result;
+} ChainWalk;
+
+static bool fail(VerifyResult *result, bool has_block, int64 block, bool has_seq,
+				 int64 seq, const char *fmt,...) pg_attribute_printf(6, 7);
+
+/* Record the first failure; returns false, so callers can return fail(...). */
+static bool
+fail(VerifyResult *result, bool has_block, int64 block, bool has_seq, int64 seq,
+	 const char *fmt,...)
+{
+	va_list		args;
+	StringInfoData reason;
+
+	initStringInfo(&reason);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&reason, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&reason, needed);
+	}
+	result->ok = false;
+	result->has_failed_block = has_block;
+	result->failed_block = block;
+	result->has_failed_seq = has_seq;
+	result->failed_seq = seq;
+	result->reason = reason.data;
+	return false;
+}
+
+/* Check a block row's number, range and link before its records. */
+static bool
+check_block_header(ChainWalk *walk, int64 block, int64 first_seq, int64 last_seq,
+				   Datum prev_value)
+{
+	VerifyResult *r = walk->result;
+	uint8		prev_hash[HG_AUDIT_HASH_LEN];
+
+	if (block != walk->next_block)
+		return fail(r, true, walk->next_block, false, 0,
+					"block " INT64_FORMAT " is missing: the next block in the table is " INT64_FORMAT,
+					walk->next_block, block);
+	if (first_seq != walk->next_seq)
+		return fail(r, true, block, true, walk->next_seq,
+					"block " INT64_FORMAT " starts at record " INT64_FORMAT ", but the previous block ends at record " INT64_FORMAT,
+					block, first_seq, walk->next_seq - 1);
+	if (last_seq < first_seq)
+		return fail(r, true, block, false, 0,
+					"block " INT64_FORMAT " ends at record " INT64_FORMAT ", before its first record " INT64_FORMAT,
+					block, last_seq, first_seq);
+	if (copy_hash(prev_value, prev_hash) &&
+		memcmp(prev_hash, walk->prev_hash, HG_AUDIT_HASH_LEN) == 0)
+		return true;
+	if (block == 1)
+		return fail(r, true, block, false, 0, "prev_hash of block 1 is not 32 zero bytes");
+	return fail(r, true, block, false, 0,
+				"prev_hash of block " INT64_FORMAT " does not match the hash of block " INT64_FORMAT,
+				block, block - 1);
+}
+
+/* Hash the records first_seq..last_seq of a block into the block hash. */
+static bool
+walk_block_records(ChainWalk *walk, int64 block, int64 first_seq, int64 last_seq)
+{
+	VerifyResult *r = walk->result;
+
+	for (int64 seq = first_seq; seq <= last_seq; seq++)
+	{
+		Datum	   *values = walk->records.slot->tts_values;
+		bool	   *nulls = walk->records.slot->tts_isnull;
+		uint8		record_hash[HG_AUDIT_HASH_LEN];
+		int64		record_seq;
+
+		CHECK_FOR_INTERRUPTS();
+		record_seq = walk->have_record ? DatumGetInt64(values[HG_LOG_SEQ]) : 0;
+		if (!walk->have_record || record_seq > seq)
+			return fail(r, true, block, true, seq,
+						"record " INT64_FORMAT " of block " INT64_FORMAT " is missing", seq, block);
+		if (record_seq < seq)
+			return fail(r, true, block, true, record_seq,
+						"record " INT64_FORMAT " lies outside every block or repeats a seq", record_seq);
+		if (DatumGetInt64(values[HG_LOG_BLOCK]) != block)
+			return fail(r, true, block, true, seq,
+						"record " INT64_FORMAT " names block " INT64_FORMAT ", but lies in the range of block " INT64_FORMAT,
+						seq, DatumGetInt64(values[HG_LOG_BLOCK]), block);
+
+		hg_audit_record_hash(walk->hasher, values, nulls, record_hash);
+		hg_audit_block_add(walk->hasher, record_hash);
+		r->records++;
+		walk->have_record = key_scan_next(&walk->records, ForwardScanDirection);
+	}
+	return true;
+}
+
+static void
+note_anchor(Anchor *anchor, int64 block, int64 last_seq, const uint8 *hash)
+{
+	if (!anchor->present || anchor->block != block)
+		return;
+	anchor->seen = true;
+	anchor->matches = anchor->last_seq == last_seq &&
+		memcmp(anchor->hash, hash, HG_AUDIT_HASH_LEN) == 0;
+}
+
+/* Verify one block row and its records; false on the first failure. */
+static bool
+walk_block(ChainWalk *walk, Anchor *head_file, Anchor *digest)
+{
+	Datum	   *values = walk->blocks.slot->tts_values;
+	int64		block = DatumGetInt64(values[0]);
+	int64		first_seq = DatumGetInt64(values[1]);
+	int64		last_seq = DatumGetInt64(values[2]);
+	uint8		stored[HG_AUDIT_HASH_LEN];
+	uint8		computed[HG_AUDIT_HASH_LEN];
+
+	if (!check_block_header(walk, block, first_seq, last_seq, values[4]))
+		return false;
+	hg_audit_block_begin(walk->hasher, walk->prev_hash, block, first_seq, last_seq,
+						 DatumGetTimestampTz(values[3]));
+	if (!walk_block_records(walk, block, first_seq, last_seq))
+		return false;
+	hg_audit_block_finish(walk->hasher, computed);
+	if (!copy_hash(values[5], stored) || memcmp(stored, computed, HG_AUDIT_HASH_LEN) != 0)
+		return fail(walk->result, true, block, false, 0,
+					"hash of block " INT64_FORMAT " does not match its contents: a record from " INT64_FORMAT " to " INT64_FORMAT " or the block's row was changed",
+					block, first_seq, last_seq);
+
+	note_anchor(head_file, block, last_seq, stored);
+	note_anchor(digest, block, last_seq, stored);
+	memcpy(walk->prev_hash, stored, HG_AUDIT_HASH_LEN);
+	walk->next_block = block + 1;
+	walk->next_seq = last_seq + 1;
+	walk->result->blocks++;
+	return true;
+}
+
+static bool
+check_anchor(VerifyResult *r, const Anchor *anchor, const char *what)
+{
+	if (!anchor->present)
+		return true;
+	if (!anchor->seen)
+		return fail(r, true, anchor->block, true, r->records + 1,
+					"the chain ends at block " INT64_FORMAT ", but %s names block " INT64_FORMAT ": sealed blocks were removed",
+					r->blocks, what, anchor->block);
+	if (!anchor->matches)
+		return fail(r, true, anchor->block, false, 0,
+					"block " INT64_FORMAT " does not end at record " INT64_FORMAT " with the hash that %s names",
+					anchor->block, anchor->last_seq, what);
+	return true;
+}
+
+/* Walk the whole chain, then compare its end with the anchors. */
+static void
+verify_chain(Snapshot snapshot, Anchor *head_file, Anchor *digest, VerifyResult *r)
+{
+	Relation	block_rel = open_trail_for_read("audit_block", HG_BLOCK_NATTS);
+	Relation	log_rel = open_trail_for_read("audit_log", HG_LOG_NATTS);
+	ChainWalk	walk;
+	bool		ok = true;
+
+	memset(&walk, 0, sizeof(walk));
+	walk.result = r;
+	walk.hasher = hg_audit_hasher_create();
+	walk.next_block = 1;
+	walk.next_seq = 1;
+	key_scan_open(&walk.blocks, block_rel, snapshot);
+	key_scan_open(&walk.records, log_rel, snapshot);
+	walk.have_record = key_scan_next(&walk.records, ForwardScanDirection);
+
+	while (ok && key_scan_next(&walk.blocks, ForwardScanDirection))
+		ok = walk_block(&walk, head_file, digest);
+	if (ok && walk.have_record)
+		ok = fail(r, false, 0, true, DatumGetInt64(walk.records.slot->tts_values[HG_LOG_SEQ]),
+				  "record " INT64_FORMAT " lies outside every block",
+				  DatumGetInt64(walk.records.slot->tts_values[HG_LOG_SEQ]));
+	if (ok)
+		ok = check_anchor(r, head_file, "the high-water file");
+	if (ok)
+		ok = check_anchor(r, digest, "the digest");
+
+	key_scan_close(&walk.records);
+	key_scan_close(&walk.blocks);
+	table_close(log_rel, AccessShareLock);
+	table_close(block_rel, AccessShareLock);
+}
+
+PG_FUNCTION_INFO_V1(hg_verify_audit_chain);
+Datum
+hg_verify_audit_chain(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Anchor		digest;
+	Anchor		head_file;
+	VerifyResult result;
+	Snapshot	snapshot;
+	Datum		values[6];
+	bool		nulls[6] = {false};
+
+	memset(&digest, 0, sizeof(digest));
+	if (!PG_ARGISNULL(0) && !parse_digest(text_to_cstring(PG_GETARG_TEXT_PP(0)), &digest))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid audit digest"),
+				 errdetail("A digest has the form hg1:<block>:<last seq>:<64 lowercase hexadecimal digits>, as hipaa_guard.audit_digest() returns it.")));
+
+	memset(&result, 0, sizeof(result));
+	result.ok = true;
+	InitMaterializedSRF(fcinfo, 0);
+	if (!read_head_file(&head_file))
+		fail(&result, false, 0, false, 0, "the high-water file of this database is malformed");
+	else
+	{
+		/* Taken after the file was read: see the header comment. */
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
+		verify_chain(snapshot, &head_file, &digest, &result);
+		UnregisterSnapshot(snapshot);
+	}
+
+	values[0] = BoolGetDatum(result.ok);
+	values[1] = Int64GetDatum(result.blocks);
+	values[2] = Int64GetDatum(result.records);
+	values[3] = Int64GetDatum(result.failed_block);
+	nulls[3] = !result.has_failed_block;
+	values[4] = Int64GetDatum(result.failed_seq);
+	nulls[4] = !result.has_failed_seq;
+	values[5] = result.ok ? (Datum) 0 : CStringGetTextDatum(result.reason);
+	nulls[5] = result.ok;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
+
+/* ----------------------------------------------------------------
+ *		Digest and status
+ * ---------------------------------------------------------------- */
+
+static void
+read_head_now(HgAuditHead *head)
+{
+	Relation	block_rel = open_trail_for_read("audit_block", HG_BLOCK_NATTS);
+
+	hg_audit_read_head(block_rel, GetActiveSnapshot(), head);
+	table_close(block_rel, AccessShareLock);
+}
+
+PG_FUNCTION_INFO_V1(hg_audit_digest);
+Datum
+hg_audit_digest(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HgAuditHead head;
+	Datum		values[4];
+	bool		nulls[4] = {false};
+	char	   *digest;
+
+	InitMaterializedSRF(fcinfo, 0);
+	read_head_now(&head);
+	if (!head.found)
+		return (Datum) 0;
+
+	digest = format_digest(head.block, head.last_seq, head.hash);
+	values[0] = Int64GetDatum(head.block);
+	values[1] = Int64GetDatum(head.last_seq);
+	values[2] = CStringGetTextDatum(strrchr(digest, ':') + 1);
+	values[3] = CStringGetTextDatum(digest);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
+
+static int64
+count_queue_rows(void)
+{
+	Relation	rel = open_trail_for_read("audit_queue", HG_QUEUE_NATTS);
+	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	int64		count = 0;
+
+	while (heap_getnext(scan, ForwardScanDirection) != NULL)
+		count++;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return count;
+}
+
+PG_FUNCTION_INFO_V1(hg_audit_status);
+Datum
+hg_audit_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HgAuditHead head;
+	int			sealer_pid;
+	int64		queued_in_memory;
+	Datum		values[6];
+	bool		nulls[6] = {false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	(void) hg_audit_memory_status(MyDatabaseId, &sealer_pid, &queued_in_memory);
+	read_head_now(&head);
+
+	values[0] = Int32GetDatum(sealer_pid);
+	nulls[0] = (sealer_pid == 0);
+	values[1] = Int64GetDatum(queued_in_memory);
+	values[2] = Int64GetDatum(count_queue_rows());
+	values[3] = Int64GetDatum(head.found ? head.last_seq : 0);
+	values[4] = Int64GetDatum(head.found ? head.block : 0);
+	values[5] = TimestampTzGetDatum(head.sealed_at);
+	nulls[5] = !head.found;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}

@@ -1,0 +1,1177 @@
+/*
+ * auditqueue.c
+ *		How an audit event reaches the trail: completing it with the session's
+ *		fields, the per-database rings in shared memory that carry durable
+ *		events to the sealing worker, and the direct insert into
+ *		hipaa_guard.audit_queue for row changes.
+ *
+ * Durable events.  hg_audit_record_durable() serializes the event into a
+ * buffer of this backend.  At the end of the top-level transaction (commit,
+ * abort, prepare, and the abort that a backend exiting inside a transaction
+ * runs) the buffer is pushed into its database's ring with the matching
+ * status, so an event survives the rollback of the transaction that recorded
+ * it.  A buffer that grows past HG_OPEN_PUSH_EVENTS events or
+ * HG_OPEN_PUSH_BYTES bytes is pushed at once with status 'open', which keeps
+ * a long transaction from holding unbounded memory.
+ *
+ * Pushing never drops an event: when the ring is full the pusher sleeps on
+ * the slot's condition variable until the sealer frees space.  Pushing runs
+ * in transaction callbacks, also during abort, where an error would escalate
+ * to PANIC, so it holds interrupts, allocates nothing and raises nothing.
+ * Everything that can fail (serializing, finding the database's slot) happens
+ * when the event is recorded, where an error is an ordinary one.
+ *
+ * Slots.  hipaa_guard.audit_databases slots, each bound on first use to one
+ * database and holding that database's ring of hipaa_guard.audit_queue_size
+ * kB.  Binding takes the exclusive assignment lock; once bound, a slot keeps
+ * its database until that database is dropped and another database needs
+ * the slot.  Each ring has its own LWLock for its positions and bytes.  The
+ * slot's spinlock protects the fields about its sealer.
+ *
+ * Ring positions count bytes since server start and only grow: write_pos -
+ * read_pos bytes are queued.  The sealer copies entries out without moving
+ * read_pos and releases them only after the transaction that sealed them has
+ * committed, so a sealer that fails leaves its events for the next one.  The
+ * ring is in shared memory: an immediate stop or a crash loses what it holds.
+ * A clean stop does not, because the sealer drains the ring before it exits.
+ *
+ * Row changes.  hg_audit_record_in_xact() inserts into audit_queue through
+ * the heap in the changing transaction, so the record commits or rolls back
+ * with the change; the sealer sets its status to 'committed' because only
+ * committed rows are visible to it.
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+#include <netdb.h>
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/parallel.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "common/ip.h"
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "actor.h"
+#include "audit.h"
+#include "auditqueue.h"
+#include "hipaa_guard.h"
+
+int			hg_audit_databases = 8;
+int			hg_audit_queue_size = 1024; /* kB */
+int			hg_audit_seal_interval = 200;	/* ms */
+
+/* A transaction's buffer is pushed early, with status 'open', past these. */
+#define HG_OPEN_PUSH_EVENTS		256
+#define HG_OPEN_PUSH_BYTES		(256 * 1024)
+
+/* Seconds after which a sealer registration that never started is retried. */
+#define HG_SEALER_START_TIMEOUT	10
+
+/* Milliseconds a pusher sleeps at most before it checks the sealer again. */
+#define HG_PUSH_RECHECK_MS		1000
+
+#define HG_AUDIT_TRANCHE		"hipaa_guard audit"
+
+/* Entry header: total length (uint32), then the status byte. */
+#define ENTRY_HEADER_LEN		5
+#define ENTRY_STATUS_OFFSET		4
+
+#define STATUS_NONE				'-'
+#define STATUS_COMMITTED		'c'
+#define STATUS_ABORTED			'a'
+#define STATUS_PREPARED			'p'
+#define STATUS_OPEN				'o'
+
+struct HgAuditSlot
+{
+	int			index;
+	Oid			database_oid;	/* InvalidOid while free */
+
+	slock_t		mutex;			/* protects the four sealer fields */
+	pid_t		sealer_pid;		/* 0 when no sealer owns the slot */
+	Latch	   *sealer_latch;
+	bool		starting;		/* a sealer was registered, not yet running */
+	TimestampTz starting_since;
+
+	/* Written by the sealer only, read unlocked for monitoring. */
+	TimestampTz last_sealed_at;
+
+	/* Backends with unpushed events; a stopping sealer waits for them. */
+	pg_atomic_uint32 pending_backends;
+
+	ConditionVariable space_cv; /* broadcast when the sealer frees space */
+
+	/* Protected by the ring lock. */
+	uint64		write_pos;
+	uint64		read_pos;
+	int64		queued_events;
+};
+
+static HgAuditSlot *audit_slots = NULL;
+static LWLockPadded *audit_locks = NULL;	/* [0] assigns slots, [1 + i] ring i */
+
+/* This backend's buffer of serialized events, in TopMemoryContext. */
+static StringInfoData pending;
+static int	pending_events = 0;
+static bool pending_counted = false;	/* counted in pending_backends */
+static HgAuditSlot *my_slot = NULL;
+static bool wake_sealer_at_commit = false;
+static bool callbacks_registered = false;
+
+/* Per-session caches of values that do not change while connected. */
+static Oid	queue_relid = InvalidOid;
+static char *cached_database = NULL;
+static char *cached_client_addr = NULL;
+static bool client_addr_known = false;
+static Oid	cached_login_oid = InvalidOid;
+static char *cached_login_name = NULL;
+
+/* Columns stored as 8 bytes by value; the others are varlena. */
+static const bool queue_att_byval8[HG_QUEUE_NATTS] = {
+	true, false, false, false, false, false, true, false, true, false,
+	false, false, false, false, false, true, false, true, false, false, false
+};
+
+/* ----------------------------------------------------------------
+ *		Shared memory
+ * ---------------------------------------------------------------- */
+
+static Size
+ring_capacity(void)
+{
+	return (Size) hg_audit_queue_size * 1024;
+}
+
+static Size
+slot_stride(void)
+{
+	return add_size(MAXALIGN(sizeof(HgAuditSlot)), ring_capacity());
+}
+
+static HgAuditSlot *
+slot_at(int index)
+{
+	return (HgAuditSlot *) ((char *) audit_slots + (Size) index * slot_stride());
+}
+
+static char *
+slot_ring(HgAuditSlot *slot)
+{
+	return (char *) slot + MAXALIGN(sizeof(HgAuditSlot));
+}
+
+static LWLock *
+ring_lock(HgAuditSlot *slot)
+{
+	return &audit_locks[1 + slot->index].lock;
+}
+
+static LWLock *
+assign_lock(void)
+{
+	return &audit_locks[0].lock;
+}
+
+Size
+hg_audit_shmem_size(void)
+{
+	return mul_size(hg_audit_databases, slot_stride());
+}
+
+void
+hg_audit_shmem_request(void)
+{
+	RequestAddinShmemSpace(hg_audit_shmem_size());
+	RequestNamedLWLockTranche(HG_AUDIT_TRANCHE, 1 + hg_audit_databases);
+}
+
+void
+hg_audit_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	audit_slots = ShmemInitStruct("hipaa_guard audit queues", hg_audit_shmem_size(), &found);
+	audit_locks = GetNamedLWLockTranche(HG_AUDIT_TRANCHE);
+	if (!found)
+	{
+		for (int i = 0; i < hg_audit_databases; i++)
+		{
+			HgAuditSlot *slot = slot_at(i);
+
+			memset(slot, 0, sizeof(HgAuditSlot));
+			slot->index = i;
+			slot->database_oid = InvalidOid;
+			SpinLockInit(&slot->mutex);
+			pg_atomic_init_u32(&slot->pending_backends, 0);
+			ConditionVariableInit(&slot->space_cv);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static HgAuditSlot *
+find_slot(Oid database_oid)
+{
+	for (int i = 0; i < hg_audit_databases; i++)
+	{
+		if (slot_at(i)->database_oid == database_oid)
+			return slot_at(i);
+	}
+	return NULL;
+}
+
+/*
+ * Whether a bound slot may be given to another database: its database is
+ * gone and it holds nothing.  Needs a transaction for the syscache.
+ */
+static bool
+slot_reclaimable(HgAuditSlot *slot)
+{
+	bool		idle;
+
+	if (!IsTransactionState())
+		return false;
+	LWLockAcquire(ring_lock(slot), LW_SHARED);
+	idle = slot->write_pos == slot->read_pos;
+	LWLockRelease(ring_lock(slot));
+	SpinLockAcquire(&slot->mutex);
+	idle = idle && slot->sealer_pid == 0;
+	SpinLockRelease(&slot->mutex);
+	return idle && !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(slot->database_oid));
+}
+
+/* Bind a free slot to the database; the caller holds the assignment lock. */
+static HgAuditSlot *
+bind_free_slot(Oid database_oid)
+{
+	HgAuditSlot *slot = find_slot(InvalidOid);
+
+	for (int i = 0; slot == NULL && i < hg_audit_databases; i++)
+	{
+		if (slot_reclaimable(slot_at(i)))
+			slot = slot_at(i);
+	}
+	if (slot == NULL)
+		return NULL;
+
+	LWLockAcquire(ring_lock(slot), LW_EXCLUSIVE);
+	slot->read_pos = slot->write_pos = 0;
+	slot->queued_events = 0;
+	LWLockRelease(ring_lock(slot));
+	SpinLockAcquire(&slot->mutex);
+	slot->starting = false;
+	slot->last_sealed_at = 0;
+	SpinLockRelease(&slot->mutex);
+	slot->database_oid = database_oid;
+	return slot;
+}
+
+/*
+ * Return the slot of a database, binding one if it has none.  When every
+ * slot is taken, raises an error, because an event without a slot would be
+ * lost, or with missing_ok returns NULL.
+ */
+static HgAuditSlot *
+slot_for_database(Oid database_oid, bool missing_ok)
+{
+	HgAuditSlot *slot;
+
+	LWLockAcquire(assign_lock(), LW_SHARED);
+	slot = find_slot(database_oid);
+	LWLockRelease(assign_lock());
+	if (slot != NULL)
+		return slot;
+
+	LWLockAcquire(assign_lock(), LW_EXCLUSIVE);
+	slot = find_slot(database_oid);
+	if (slot == NULL)
+		slot = bind_free_slot(database_oid);
+	LWLockRelease(assign_lock());
+	if (slot == NULL && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no audit queue is free for database \"%s\"",
+						get_database_name(database_oid)),
+				 errdetail("All %d audit queues are bound to other databases, so this database's audit events cannot be recorded.",
+						   hg_audit_databases),
+				 errhint("Raise \"hipaa_guard.audit_databases\" and restart the server.")));
+	return slot;
+}
+
+/* ----------------------------------------------------------------
+ *		The sealer's side of a slot
+ * ---------------------------------------------------------------- */
+
+static void
+sealer_detach(int code, Datum arg)
+{
+	HgAuditSlot *slot = (HgAuditSlot *) DatumGetPointer(arg);
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->sealer_pid == MyProcPid)
+	{
+		slot->sealer_pid = 0;
+		slot->sealer_latch = NULL;
+	}
+	SpinLockRelease(&slot->mutex);
+	ConditionVariableBroadcast(&slot->space_cv);
+}
+
+/*
+ * Make this process the sealer of the database's slot, binding one if
+ * needed.  Returns NULL when another sealer owns it.  Call in a transaction.
+ */
+HgAuditSlot *
+hg_audit_sealer_attach(Oid database_oid)
+{
+	HgAuditSlot *slot = slot_for_database(database_oid, false);
+	bool		owned;
+
+	SpinLockAcquire(&slot->mutex);
+	owned = slot->sealer_pid != 0;
+	if (!owned)
+	{
+		slot->sealer_pid = MyProcPid;
+		slot->sealer_latch = MyLatch;
+		slot->starting = false;
+	}
+	SpinLockRelease(&slot->mutex);
+	if (owned)
+		return NULL;
+
+	on_shmem_exit(sealer_detach, PointerGetDatum(slot));
+	return slot;
+}
+
+/* Let the next push register a sealer again at once. */
+void
+hg_audit_sealer_gave_up(Oid database_oid)
+{
+	HgAuditSlot *slot;
+
+	if (audit_slots == NULL)
+		return;
+	LWLockAcquire(assign_lock(), LW_SHARED);
+	slot = find_slot(database_oid);
+	LWLockRelease(assign_lock());
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->starting = false;
+	SpinLockRelease(&slot->mutex);
+}
+
+static void
+ring_copy_out(HgAuditSlot *slot, uint64 pos, char *dest, Size len)
+{
+	Size		capacity = ring_capacity();
+	Size		offset = pos % capacity;
+	Size		first = Min(len, capacity - offset);
+
+	memcpy(dest, slot_ring(slot) + offset, first);
+	if (first < len)
+		memcpy(dest + first, slot_ring(slot), len - first);
+}
+
+static void
+ring_copy_in(HgAuditSlot *slot, uint64 pos, const char *src, Size len)
+{
+	Size		capacity = ring_capacity();
+	Size		offset = pos % capacity;
+	Size		first = Min(len, capacity - offset);
+
+	memcpy(slot_ring(slot) + offset, src, first);
+	if (first < len)
+		memcpy(slot_ring(slot), src + first, len - first);
+}
+
+/*
+ * Copy up to max_events entries out of the ring into memory of the current
+ * context.  Their space stays taken until hg_audit_ring_release().
+ */
+void
+hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch)
+{
+	uint64		start;
+	uint64		end;
+	uint64		pos;
+	int			nevents = 0;
+
+	LWLockAcquire(ring_lock(slot), LW_SHARED);
+	start = slot->read_pos;
+	end = slot->write_pos;
+	LWLockRelease(ring_lock(slot));
+
+	/*
+	 * Only the sealer moves read_pos, and pushers never touch the bytes
+	 * between read_pos and write_pos once written, so the copy needs no lock.
+	 */
+	pos = start;
+	while (pos < end && nevents < max_events)
+	{
+		uint32		entry_len;
+
+		ring_copy_out(slot, pos, (char *) &entry_len, sizeof(entry_len));
+		pos += entry_len;
+		nevents++;
+	}
+
+	batch->len = pos - start;
+	batch->data = palloc(Max(batch->len, 1));
+	ring_copy_out(slot, start, batch->data, batch->len);
+	batch->nevents = nevents;
+	batch->end_pos = pos;
+}
+
+/* Free the space of a sealed batch and wake the pushers that wait for it. */
+void
+hg_audit_ring_release(HgAuditSlot *slot, const HgAuditBatch *batch)
+{
+	if (batch->nevents == 0)
+		return;
+	LWLockAcquire(ring_lock(slot), LW_EXCLUSIVE);
+	Assert(batch->end_pos <= slot->write_pos);
+	slot->read_pos = batch->end_pos;
+	slot->queued_events -= batch->nevents;
+	LWLockRelease(ring_lock(slot));
+	ConditionVariableBroadcast(&slot->space_cv);
+}
+
+/* Whether the ring holds events or a backend is about to push some. */
+bool
+hg_audit_ring_busy(HgAuditSlot *slot)
+{
+	bool		queued;
+
+	LWLockAcquire(ring_lock(slot), LW_SHARED);
+	queued = slot->write_pos != slot->read_pos;
+	LWLockRelease(ring_lock(slot));
+	return queued || pg_atomic_read_u32(&slot->pending_backends) > 0;
+}
+
+void
+hg_audit_note_sealed(HgAuditSlot *slot)
+{
+	slot->last_sealed_at = GetCurrentTimestamp();
+}
+
+/*
+ * Report the sealer's pid (0 for none) and the events queued in the ring of
+ * a database.  Returns false when the database has no slot.
+ */
+bool
+hg_audit_memory_status(Oid database_oid, int *sealer_pid, int64 *queued)
+{
+	HgAuditSlot *slot;
+
+	*sealer_pid = 0;
+	*queued = 0;
+	if (audit_slots == NULL)
+		return false;
+	LWLockAcquire(assign_lock(), LW_SHARED);
+	slot = find_slot(database_oid);
+	LWLockRelease(assign_lock());
+	if (slot == NULL)
+		return false;
+	SpinLockAcquire(&slot->mutex);
+	*sealer_pid = slot->sealer_pid;
+	SpinLockRelease(&slot->mutex);
+	LWLockAcquire(ring_lock(slot), LW_SHARED);
+	*queued = slot->queued_events;
+	LWLockRelease(ring_lock(slot));
+	return true;
+}
+
+/* Whether the database's slot is owned by the sealer with this pid. */
+bool
+hg_audit_database_has_live_sealer(Oid database_oid, int pid)
+{
+	int			sealer_pid;
+	int64		queued;
+
+	return hg_audit_memory_status(database_oid, &sealer_pid, &queued) &&
+		sealer_pid == pid;
+}
+
+/* ----------------------------------------------------------------
+ *		Waking and starting the sealer
+ * ---------------------------------------------------------------- */
+
+/*
+ * Set the sealer's latch, or register a sealer when the slot has none and
+ * no registration is under way.  Raises no error, because pushers call it
+ * in transaction callbacks.
+ */
+static void
+wake_or_start_sealer(HgAuditSlot *slot)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		register_one = false;
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->sealer_pid != 0)
+		SetLatch(slot->sealer_latch);
+	else if (!slot->starting ||
+			 TimestampDifferenceExceeds(slot->starting_since, now,
+										HG_SEALER_START_TIMEOUT * 1000))
+	{
+		slot->starting = true;
+		slot->starting_since = now;
+		register_one = true;
+	}
+	SpinLockRelease(&slot->mutex);
+
+	/*
+	 * When no worker slot is free, the flag stays set, and the next push
+	 * after HG_SEALER_START_TIMEOUT tries again.
+	 */
+	if (register_one)
+		(void) hg_sealer_register(slot->database_oid, 0);
+}
+
+/* ----------------------------------------------------------------
+ *		Pushing
+ * ---------------------------------------------------------------- */
+
+/*
+ * Copy the entries at data[0..len) into the ring, as many at a time as fit,
+ * and sleep until the sealer frees space whenever none fits.  Every entry
+ * is at most a quarter of the ring (checked when it is recorded), so each
+ * eventually fits.  The caller holds interrupts.
+ */
+static void
+ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
+{
+	Size		done = 0;
+	int			events_done PG_USED_FOR_ASSERTS_ONLY = 0;
+	bool		prepared = false;
+
+	while (done < len)
+	{
+		Size		copied = 0;
+		int			copied_events = 0;
+
+		LWLockAcquire(ring_lock(slot), LW_EXCLUSIVE);
+		for (;;)
+		{
+			Size		free_space = ring_capacity() - (slot->write_pos - slot->read_pos);
+			uint32		entry_len;
+
+			if (done + copied >= len)
+				break;
+			memcpy(&entry_len, data + done + copied, sizeof(entry_len));
+			if (entry_len > free_space)
+				break;
+			ring_copy_in(slot, slot->write_pos, data + done + copied, entry_len);
+			slot->write_pos += entry_len;
+			slot->queued_events++;
+			copied += entry_len;
+			copied_events++;
+		}
+		LWLockRelease(ring_lock(slot));
+
+		done += copied;
+		events_done += copied_events;
+		if (copied > 0)
+			continue;
+
+		wake_or_start_sealer(slot);
+		if (!prepared)
+		{
+			ConditionVariablePrepareToSleep(&slot->space_cv);
+			prepared = true;
+		}
+		(void) ConditionVariableTimedSleep(&slot->space_cv, HG_PUSH_RECHECK_MS,
+										   PG_WAIT_EXTENSION);
+	}
+	if (prepared)
+		ConditionVariableCancelSleep();
+	Assert(events_done == nevents);
+	wake_or_start_sealer(slot);
+}
+
+/* Write the status into every entry of the buffer and push the buffer. */
+static void
+push_pending(char status)
+{
+	Size		offset = 0;
+
+	if (pending_events == 0)
+		return;
+
+	HOLD_INTERRUPTS();
+	while (offset < (Size) pending.len)
+	{
+		uint32		entry_len;
+
+		memcpy(&entry_len, pending.data + offset, sizeof(entry_len));
+		pending.data[offset + ENTRY_STATUS_OFFSET] = status;
+		offset += entry_len;
+	}
+	ring_push(my_slot, pending.data, pending.len, pending_events);
+	resetStringInfo(&pending);
+	pending_events = 0;
+	if (pending_counted)
+	{
+		pg_atomic_fetch_sub_u32(&my_slot->pending_backends, 1);
+		pending_counted = false;
+	}
+	RESUME_INTERRUPTS();
+}
+
+static void
+wake_sealer_after_commit(void)
+{
+	if (!wake_sealer_at_commit)
+		return;
+	wake_sealer_at_commit = false;
+	HOLD_INTERRUPTS();
+	wake_or_start_sealer(my_slot);
+	RESUME_INTERRUPTS();
+}
+
+static void
+audit_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			push_pending(STATUS_COMMITTED);
+			wake_sealer_after_commit();
+			break;
+		case XACT_EVENT_ABORT:
+			push_pending(STATUS_ABORTED);
+			wake_sealer_at_commit = false;
+			break;
+		case XACT_EVENT_PREPARE:
+			/* Its audit_queue rows become visible at COMMIT PREPARED. */
+			push_pending(STATUS_PREPARED);
+			wake_sealer_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Forget the cached audit_queue OID when its relation may have changed. */
+static void
+audit_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == queue_relid)
+		queue_relid = InvalidOid;
+}
+
+void
+hg_audit_init(void)
+{
+	if (callbacks_registered)
+		return;
+	RegisterXactCallback(audit_xact_callback, NULL);
+	CacheRegisterRelcacheCallback(audit_relcache_callback, (Datum) 0);
+	callbacks_registered = true;
+}
+
+/* ----------------------------------------------------------------
+ *		Session fields
+ * ---------------------------------------------------------------- */
+
+static char *
+session_strdup(const char *s)
+{
+	return s == NULL ? NULL : MemoryContextStrdup(TopMemoryContext, s);
+}
+
+static const char *
+database_name(void)
+{
+	if (cached_database == NULL)
+		cached_database = session_strdup(get_database_name(MyDatabaseId));
+	return cached_database;
+}
+
+static const char *
+login_role_name(void)
+{
+	Oid			role = GetSessionUserId();
+
+	if (role != cached_login_oid || cached_login_name == NULL)
+	{
+		char	   *name = GetUserNameFromId(role, false);
+
+		if (cached_login_name != NULL)
+			pfree(cached_login_name);
+		cached_login_name = session_strdup(name);
+		cached_login_oid = role;
+	}
+	return cached_login_name;
+}
+
+/* The client's address as inet_client_addr() shows it, NULL for a socket file. */
+static const char *
+client_address(void)
+{
+	char		host[NI_MAXHOST];
+	Port	   *port = MyProcPort;
+
+	if (client_addr_known)
+		return cached_client_addr;
+	client_addr_known = true;
+	if (port == NULL)
+		return NULL;
+	if (port->raddr.addr.ss_family != AF_INET && port->raddr.addr.ss_family != AF_INET6)
+		return NULL;
+	if (pg_getnameinfo_all(&port->raddr.addr, port->raddr.salen, host, sizeof(host),
+						   NULL, 0, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return NULL;
+	clean_ipv6_addr(port->raddr.addr.ss_family, host);
+	cached_client_addr = session_strdup(host);
+	return cached_client_addr;
+}
+
+static Datum
+text_array(List *strings)
+{
+	Datum	   *elements = palloc(sizeof(Datum) * list_length(strings));
+	int			n = 0;
+	ListCell   *cell;
+
+	foreach(cell, strings)
+		elements[n++] = CStringGetTextDatum((const char *) lfirst(cell));
+	return PointerGetDatum(construct_array(elements, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+static void
+set_text(Datum *values, bool *nulls, int att, const char *s)
+{
+	nulls[att] = (s == NULL);
+	values[att] = s == NULL ? (Datum) 0 : CStringGetTextDatum(s);
+}
+
+static void
+set_count(Datum *values, bool *nulls, int att, int64 count)
+{
+	nulls[att] = (count < 0);
+	values[att] = Int64GetDatum(count);
+}
+
+/*
+ * Fill an audit_queue row from the event and the session: the caller's
+ * fields, then actor, login role, database, client, application,
+ * transaction, query id and purpose.  status is left NULL.
+ */
+static void
+build_queue_values(const HgAuditEvent *ev, Datum *values, bool *nulls)
+{
+	const char *actor = hg_actor_id();
+	FullTransactionId xid = GetTopFullTransactionIdIfAny();
+	uint64		query_id = ev->query_id != 0 ? ev->query_id : pgstat_get_my_query_id();
+
+	if (ev->kind == NULL)
+		elog(ERROR, "audit event without a kind");
+
+	values[HG_QUEUE_LOGGED_AT] = TimestampTzGetDatum(GetCurrentTimestamp());
+	nulls[HG_QUEUE_LOGGED_AT] = false;
+	set_text(values, nulls, HG_QUEUE_KIND, ev->kind);
+	set_text(values, nulls, 2, ev->command);
+	set_text(values, nulls, 3, ev->relation);
+	set_text(values, nulls, 4, ev->row_key);
+	nulls[HG_QUEUE_COLUMNS] = (ev->columns == NIL);
+	values[HG_QUEUE_COLUMNS] = ev->columns == NIL ? (Datum) 0 : text_array(ev->columns);
+	set_count(values, nulls, HG_QUEUE_ROWS, ev->rows);
+	nulls[HG_QUEUE_PATIENTS] = (ev->patients == NIL);
+	values[HG_QUEUE_PATIENTS] = ev->patients == NIL ? (Datum) 0 : text_array(ev->patients);
+	set_count(values, nulls, HG_QUEUE_DECRYPTS, ev->decrypts);
+	set_text(values, nulls, 9, actor != NULL ? actor : login_role_name());
+	set_text(values, nulls, 10, login_role_name());
+	set_text(values, nulls, 11, database_name());
+	set_text(values, nulls, 12, MyProcPort != NULL ? MyProcPort->authn_id : NULL);
+	set_text(values, nulls, 13, client_address());
+	set_text(values, nulls, 14, application_name);
+	nulls[HG_QUEUE_XID] = !FullTransactionIdIsValid(xid);
+	values[HG_QUEUE_XID] = FullTransactionIdGetDatum(xid);
+	nulls[HG_QUEUE_STATUS] = true;
+	values[HG_QUEUE_STATUS] = (Datum) 0;
+	nulls[HG_QUEUE_QUERY_ID] = (query_id == 0);
+	values[HG_QUEUE_QUERY_ID] = Int64GetDatum((int64) query_id);
+	set_text(values, nulls, 18, ev->statement);
+	set_text(values, nulls, 19, hg_actor_purpose_text());
+	set_text(values, nulls, 20, ev->detail);
+}
+
+/* Common checks of both recording functions. */
+static void
+check_can_record(void)
+{
+	hg_require_preloaded();
+	if (IsParallelWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("audit events cannot be recorded in a parallel worker")));
+	hg_audit_init();
+	if (my_slot == NULL)
+		my_slot = slot_for_database(MyDatabaseId, false);
+}
+
+/* ----------------------------------------------------------------
+ *		Serialization
+ * ---------------------------------------------------------------- */
+
+/*
+ * Append one entry: length, status placeholder, then per column a 4-byte
+ * length (-1 for NULL) and the bytes: 8 for the by-value columns, the whole
+ * varlena for the others.  The encoding never leaves this server, so it
+ * uses native byte order.
+ */
+static void
+append_entry(StringInfo buf, const Datum *values, const bool *nulls)
+{
+	int			start = buf->len;
+	uint32		entry_len = 0;
+	char		status = STATUS_NONE;
+
+	appendBinaryStringInfo(buf, (const char *) &entry_len, sizeof(entry_len));
+	appendBinaryStringInfo(buf, &status, 1);
+	for (int att = 0; att < HG_QUEUE_NATTS; att++)
+	{
+		int32		len = -1;
+
+		if (!nulls[att])
+			len = queue_att_byval8[att] ? (int32) sizeof(int64) :
+				(int32) VARSIZE_ANY(DatumGetPointer(values[att]));
+		appendBinaryStringInfo(buf, (const char *) &len, sizeof(len));
+		if (nulls[att])
+			continue;
+		if (queue_att_byval8[att])
+		{
+			int64		v = DatumGetInt64(values[att]);
+
+			appendBinaryStringInfo(buf, (const char *) &v, sizeof(v));
+		}
+		else
+			appendBinaryStringInfo(buf, DatumGetPointer(values[att]), len);
+	}
+	entry_len = buf->len - start;
+	memcpy(buf->data + start, &entry_len, sizeof(entry_len));
+}
+
+static const char *
+status_text(char status)
+{
+	switch (status)
+	{
+		case STATUS_COMMITTED:
+			return "committed";
+		case STATUS_ABORTED:
+			return "aborted";
+		case STATUS_PREPARED:
+			return "prepared";
+		case STATUS_OPEN:
+			return "open";
+		default:
+			elog(ERROR, "audit queue entry without a status");
+	}
+	return NULL;				/* keep the compiler quiet */
+}
+
+/*
+ * Decode one ring entry into an audit_queue row, allocated in the current
+ * memory context.  Returns the entry's length.
+ */
+Size
+hg_audit_decode_entry(const char *entry, Datum *values, bool *nulls)
+{
+	uint32		entry_len;
+	const char *p = entry + ENTRY_HEADER_LEN;
+
+	memcpy(&entry_len, entry, sizeof(entry_len));
+	for (int att = 0; att < HG_QUEUE_NATTS; att++)
+	{
+		int32		len;
+
+		memcpy(&len, p, sizeof(len));
+		p += sizeof(len);
+		nulls[att] = (len < 0);
+		values[att] = (Datum) 0;
+		if (len < 0)
+			continue;
+		if (queue_att_byval8[att])
+		{
+			int64		v;
+
+			memcpy(&v, p, sizeof(v));
+			values[att] = Int64GetDatum(v);
+		}
+		else
+		{
+			char	   *copy = palloc(len);
+
+			memcpy(copy, p, len);
+			values[att] = PointerGetDatum(copy);
+		}
+		p += len;
+	}
+	if (p != entry + entry_len)
+		elog(ERROR, "audit queue entry of %u bytes decodes to %d bytes",
+			 entry_len, (int) (p - entry));
+	set_text(values, nulls, HG_QUEUE_STATUS, status_text(entry[ENTRY_STATUS_OFFSET]));
+	return entry_len;
+}
+
+/*
+ * Cut the statement text so that the entry fits in a quarter of the ring,
+ * marked with a trailing "...".  Raises an error when even no statement
+ * leaves it too large.
+ */
+static void
+shorten_statement(Datum *values, bool *nulls, Size entry_len, Size max_len)
+{
+	Size		excess = entry_len - max_len;
+	text	   *statement;
+	int			len;
+	int			keep;
+	char	   *shortened;
+
+	statement = nulls[18] ? NULL : DatumGetTextPP(values[18]);
+	len = statement == NULL ? 0 : VARSIZE_ANY_EXHDR(statement);
+	if ((Size) len < excess + 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("audit event of %zu bytes is too large for the audit queue", entry_len),
+				 errdetail("An event may take at most a quarter of the queue, %zu bytes.", max_len),
+				 errhint("Raise \"hipaa_guard.audit_queue_size\" and restart the server.")));
+	keep = pg_mbcliplen(VARDATA_ANY(statement), len, len - (int) excess - 3);
+	shortened = palloc(keep + 4);
+	memcpy(shortened, VARDATA_ANY(statement), keep);
+	strcpy(shortened + keep, "...");
+	values[18] = CStringGetTextDatum(shortened);
+}
+
+/* ----------------------------------------------------------------
+ *		Recording
+ * ---------------------------------------------------------------- */
+
+void
+hg_audit_record_durable(const HgAuditEvent *ev)
+{
+	Datum		values[HG_QUEUE_NATTS];
+	bool		nulls[HG_QUEUE_NATTS];
+	StringInfoData entry;
+	Size		max_len;
+	MemoryContext old_context;
+
+	check_can_record();
+	build_queue_values(ev, values, nulls);
+
+	initStringInfo(&entry);
+	append_entry(&entry, values, nulls);
+	max_len = ring_capacity() / 4;
+	if ((Size) entry.len > max_len)
+	{
+		shorten_statement(values, nulls, entry.len, max_len);
+		resetStringInfo(&entry);
+		append_entry(&entry, values, nulls);
+	}
+
+	if (pending.data == NULL)
+	{
+		old_context = MemoryContextSwitchTo(TopMemoryContext);
+		initStringInfo(&pending);
+		MemoryContextSwitchTo(old_context);
+	}
+	appendBinaryStringInfo(&pending, entry.data, entry.len);
+	pfree(entry.data);
+	pending_events++;
+	if (!pending_counted)
+	{
+		pg_atomic_fetch_add_u32(&my_slot->pending_backends, 1);
+		pending_counted = true;
+	}
+
+	/* Outside a transaction there is no callback to push the event. */
+	if (!IsTransactionState())
+		push_pending(STATUS_COMMITTED);
+	else if (pending_events >= HG_OPEN_PUSH_EVENTS || pending.len >= HG_OPEN_PUSH_BYTES)
+		push_pending(STATUS_OPEN);
+}
+
+/*
+ * Return the OID of a table of the extension's schema, or InvalidOid when
+ * the extension is not installed.
+ */
+Oid
+hg_audit_table_oid(const char *name)
+{
+	Oid			extension = get_extension_oid("hipaa_guard", true);
+	Oid			schema = InvalidOid;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	if (!OidIsValid(extension))
+		return InvalidOid;
+
+	/* PostgreSQL 15 does not export get_extension_schema(). */
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extension));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		schema = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	return OidIsValid(schema) ? get_relname_relid(name, schema) : InvalidOid;
+}
+
+static Oid
+audit_queue_oid(void)
+{
+	if (!OidIsValid(queue_relid))
+	{
+		queue_relid = hg_audit_table_oid("audit_queue");
+		if (!OidIsValid(queue_relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table \"hipaa_guard.audit_queue\" does not exist"),
+					 errhint("Install the extension with CREATE EXTENSION hipaa_guard.")));
+	}
+	return queue_relid;
+}
+
+/*
+ * Raise an error unless the relation has the columns of the trail table it
+ * is opened as, in their order and types, so that a table altered by hand
+ * is never written with shifted columns.
+ */
+void
+hg_audit_check_layout(Relation rel, int natts)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			live = 0;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	}
+	if (desc->natts != natts || live != natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("table \"%s\" does not have the columns of the audit trail",
+						RelationGetRelationName(rel)),
+				 errdetail("It has %d columns, and the extension expects %d.", live, natts),
+				 errhint("Reinstall the extension; do not alter the audit trail's tables.")));
+}
+
+void
+hg_audit_record_in_xact(const HgAuditEvent *ev)
+{
+	Datum		values[HG_QUEUE_NATTS];
+	bool		nulls[HG_QUEUE_NATTS];
+	Relation	rel;
+	HeapTuple	tuple;
+
+	check_can_record();
+	build_queue_values(ev, values, nulls);
+
+	rel = table_open(audit_queue_oid(), RowExclusiveLock);
+	hg_audit_check_layout(rel, HG_QUEUE_NATTS);
+
+	/* The heap insert below would leave any index without the new row. */
+	if (rel->rd_rel->relhasindex && RelationGetIndexList(rel) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"hipaa_guard.audit_queue\" must not have indexes"),
+				 errdetail("Row changes are queued by a direct heap insert, which does not maintain indexes."),
+				 errhint("Drop the indexes of hipaa_guard.audit_queue.")));
+
+	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	simple_heap_insert(rel, tuple);
+	table_close(rel, NoLock);
+	heap_freetuple(tuple);
+
+	wake_sealer_at_commit = true;
+}
+
+/*
+ * hipaa_guard.audit_note(detail): record a note of an administrator in the
+ * trail, as a 'config' event with command NOTE, durably, so that it stays
+ * even when the caller's transaction rolls back.  EXECUTE is granted to
+ * hipaa_admin only.
+ */
+PG_FUNCTION_INFO_V1(hg_audit_note);
+Datum
+hg_audit_note(PG_FUNCTION_ARGS)
+{
+	HgAuditEvent ev;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the note must not be null")));
+	hg_audit_event_init(&ev, HG_AUDIT_CONFIG, "NOTE");
+	ev.detail = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	hg_audit_record_durable(&ev);
+	PG_RETURN_VOID();
+}
+
+/*
+ * AFTER INSERT statement trigger of audit_queue: wake the sealer when the
+ * transaction commits, so that rows inserted with SQL (by pg_restore, or by
+ * a superuser queueing records by hand) are sealed as promptly as those of
+ * hg_audit_record_in_xact(), whose heap inserts fire no trigger.  Without a
+ * preloaded library or a free slot it does nothing: the rows wait for the
+ * next sealer, which is better than failing a restore.
+ */
+PG_FUNCTION_INFO_V1(hg_audit_queue_inserted);
+Datum
+hg_audit_queue_inserted(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("audit_queue_inserted() must be called as a trigger")));
+	if (audit_slots == NULL || IsParallelWorker())
+		return PointerGetDatum(NULL);
+
+	hg_audit_init();
+	if (my_slot == NULL)
+		my_slot = slot_for_database(MyDatabaseId, true);
+	if (my_slot != NULL)
+		wake_sealer_at_commit = true;
+	return PointerGetDatum(NULL);
+}

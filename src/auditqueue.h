@@ -1,0 +1,126 @@
+/*
+ * auditqueue.h
+ *		The audit trail's storage side: the shared memory queue of durable
+ *		events, the sealing worker that drains it and audit_queue into
+ *		hash-chained blocks, and the record hash that both the worker and
+ *		the verifier compute.
+ */
+#ifndef HG_AUDITQUEUE_H
+#define HG_AUDITQUEUE_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "storage/itemptr.h"
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
+#include "utils/timestamp.h"
+
+/* Settings, defined in hipaa_guard.c. */
+extern int	hg_audit_databases;
+extern int	hg_audit_queue_size;
+extern int	hg_audit_seal_interval;
+
+/*
+ * Columns of hipaa_guard.audit_queue, in table order.  audit_log has the
+ * same columns after its first two, seq and block.
+ */
+#define HG_QUEUE_NATTS			21
+#define HG_QUEUE_LOGGED_AT		0
+#define HG_QUEUE_KIND			1
+#define HG_QUEUE_COLUMNS		5
+#define HG_QUEUE_ROWS			6
+#define HG_QUEUE_PATIENTS		7
+#define HG_QUEUE_DECRYPTS		8
+#define HG_QUEUE_XID			15
+#define HG_QUEUE_STATUS			16
+#define HG_QUEUE_QUERY_ID		17
+
+#define HG_LOG_NATTS			(HG_QUEUE_NATTS + 2)
+#define HG_LOG_SEQ				0
+#define HG_LOG_BLOCK			1
+#define HG_LOG_FIRST_QUEUE_ATT	2	/* audit_log attno - 1 of logged_at */
+
+#define HG_BLOCK_NATTS			6
+
+#define HG_AUDIT_HASH_LEN		32	/* SHA-256 */
+
+/* Status of a sealed record from an audit_queue row: only commits are visible. */
+#define HG_STATUS_COMMITTED		"committed"
+
+/* ----------------------------------------------------------------
+ *		Shared memory (auditqueue.c)
+ * ---------------------------------------------------------------- */
+
+typedef struct HgAuditSlot HgAuditSlot;
+
+extern Size hg_audit_shmem_size(void);
+extern void hg_audit_shmem_request(void);
+extern void hg_audit_shmem_startup(void);
+extern void hg_audit_init(void);
+
+/* Events copied out of a ring, whose space is not released yet. */
+typedef struct HgAuditBatch
+{
+	char	   *data;			/* the entries, back to back */
+	Size		len;
+	int			nevents;
+	uint64		end_pos;		/* ring position after the last entry */
+} HgAuditBatch;
+
+extern HgAuditSlot *hg_audit_sealer_attach(Oid database_oid);
+extern void hg_audit_sealer_gave_up(Oid database_oid);
+extern void hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch);
+extern void hg_audit_ring_release(HgAuditSlot *slot, const HgAuditBatch *batch);
+extern bool hg_audit_ring_busy(HgAuditSlot *slot);
+extern Size hg_audit_decode_entry(const char *entry, Datum *values, bool *nulls);
+extern void hg_audit_note_sealed(HgAuditSlot *slot);
+extern bool hg_audit_memory_status(Oid database_oid, int *sealer_pid, int64 *queued);
+extern bool hg_audit_database_has_live_sealer(Oid database_oid, int pid);
+
+/* The relation of the trail's tables in the extension's schema, or InvalidOid. */
+extern Oid	hg_audit_table_oid(const char *name);
+
+/* ----------------------------------------------------------------
+ *		The sealing worker (sealer.c)
+ * ---------------------------------------------------------------- */
+
+extern bool hg_sealer_active;
+
+extern bool hg_sealer_register(Oid database_oid, int notify_pid);
+extern void hg_sealers_start_all(List *database_oids);
+extern void hg_audit_head_path(Oid database_oid, char *path, Size size);
+
+/* Entry point that the postmaster looks up by name in this library. */
+extern PGDLLEXPORT void hg_sealer_main(Datum main_arg);
+
+/* ----------------------------------------------------------------
+ *		Hashing (auditchain.c)
+ * ---------------------------------------------------------------- */
+
+typedef struct HgAuditHasher HgAuditHasher;
+
+extern HgAuditHasher *hg_audit_hasher_create(void);
+extern void hg_audit_record_hash(HgAuditHasher *hasher, const Datum *values,
+								 const bool *nulls, uint8 *out);
+extern void hg_audit_block_begin(HgAuditHasher *hasher, const uint8 *prev_hash,
+								 int64 block, int64 first_seq, int64 last_seq,
+								 TimestampTz sealed_at);
+extern void hg_audit_block_add(HgAuditHasher *hasher, const uint8 *record_hash);
+extern void hg_audit_block_finish(HgAuditHasher *hasher, uint8 *out);
+
+/* The latest sealed block, read in the caller's transaction. */
+typedef struct HgAuditHead
+{
+	bool		found;
+	int64		block;
+	int64		first_seq;
+	int64		last_seq;
+	TimestampTz sealed_at;
+	uint8		hash[HG_AUDIT_HASH_LEN];
+} HgAuditHead;
+
+extern void hg_audit_read_head(Relation block_rel, Snapshot snapshot, HgAuditHead *head);
+extern void hg_audit_check_layout(Relation rel, int natts);
+
+#endif							/* HG_AUDITQUEUE_H */

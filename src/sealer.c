@@ -1,0 +1,677 @@
+/*
+ * sealer.c
+ *		The sealing worker: one background worker per database with the
+ *		extension, which moves queued audit records into the hash-chained
+ *		trail, and the trigger that keeps the trail append-only.
+ *
+ * Starting.  The launcher (worker.c) registers a sealer for every database
+ * when it starts, and a backend registers one when it queues a record for a
+ * database whose slot has no sealer (auditqueue.c).  A sealer exits with
+ * code 0 when the extension is not installed or another sealer owns the
+ * slot.  PostgreSQL 15 unregisters a background worker that exits with code
+ * 0, restarts one that exits with code 1 after bgw_restart_time, and treats
+ * any other exit code as a crash (see "Background Worker Processes" in the
+ * PostgreSQL documentation, and CleanupBackgroundWorker() in postmaster.c).
+ * So an ERROR, which exits with code 1, restarts the sealer after
+ * HG_SEALER_RESTART_SECONDS, and so does pg_terminate_backend(): on SIGTERM
+ * the sealer finishes its block, drains the ring and exits with code 1.  At
+ * server shutdown the postmaster restarts nothing.
+ *
+ * Sealing.  One transaction per block: copy up to HG_BLOCK_MAX_RECORDS
+ * events from the ring (their space stays taken), read the committed rows
+ * of audit_queue, number them after the last sealed record, insert them into
+ * audit_log, delete the queue rows, insert the audit_block row and commit.
+ * Only then is the ring space released, with interrupts held in between, so
+ * a failure anywhere before leaves every event queued for the next attempt,
+ * and none is sealed twice.  After the commit the worker writes the
+ * high-water file (see write_head_file).
+ *
+ * The tables are written through the executor's simple insert path, which
+ * maintains their indexes and checks their constraints, with no SQL to parse
+ * or plan per record.
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "auditqueue.h"
+
+#define HG_SEALER_TYPE				"hipaa_guard sealer"
+#define HG_SEALER_RESTART_SECONDS	5
+
+/* Records per block: bounds a sealing transaction and the verifier's unit. */
+#define HG_BLOCK_MAX_RECORDS		4096
+
+/* Milliseconds a stopping sealer keeps draining for backends still pushing. */
+#define HG_DRAIN_TIMEOUT_MS			5000
+
+/* How long the launcher waits for each sealer to claim its slot or exit. */
+#define HG_START_WAIT_MS			30000
+
+#define HG_HEAD_DIR					"hipaa_guard"
+
+/* True in the sealing worker: the queue guard lets it delete sealed rows. */
+bool		hg_sealer_active = false;
+
+/* A table of the trail opened for inserts through the executor. */
+typedef struct TrailWriter
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *result_rel;
+	TupleTableSlot *slot;
+} TrailWriter;
+
+/* What one sealing transaction works on. */
+typedef struct SealInput
+{
+	HgAuditBatch batch;			/* events copied from the ring */
+	HeapTuple  *queued;			/* committed audit_queue rows */
+	int			nqueued;
+} SealInput;
+
+/* ----------------------------------------------------------------
+ *		Registration
+ * ---------------------------------------------------------------- */
+
+static void
+fill_sealer_worker(BackgroundWorker *worker, Oid database_oid, int notify_pid)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = HG_SEALER_RESTART_SECONDS;
+	strlcpy(worker->bgw_library_name, "hipaa_guard", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, "hg_sealer_main", BGW_MAXLEN);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "%s for database %u", HG_SEALER_TYPE, database_oid);
+	strlcpy(worker->bgw_type, HG_SEALER_TYPE, BGW_MAXLEN);
+	worker->bgw_main_arg = ObjectIdGetDatum(database_oid);
+	worker->bgw_notify_pid = notify_pid;
+}
+
+/*
+ * Register a sealer for a database without waiting for it.  Returns false
+ * when no worker slot is free.  Allocates nothing and raises no error, so
+ * that pushers may call it in transaction callbacks.
+ */
+bool
+hg_sealer_register(Oid database_oid, int notify_pid)
+{
+	BackgroundWorker worker;
+
+	fill_sealer_worker(&worker, database_oid, notify_pid);
+	return RegisterDynamicBackgroundWorker(&worker, NULL);
+}
+
+/*
+ * Wait until the sealer behind the handle has claimed its database's slot or
+ * exited.  Starting them one at a time keeps the sealers of databases
+ * without the extension from taking many worker slots at once.
+ */
+static void
+wait_for_sealer(BackgroundWorkerHandle *handle, Oid database_oid)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		pid_t		pid;
+		BgwHandleStatus status = GetBackgroundWorkerPid(handle, &pid);
+
+		if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED || ShutdownRequestPending)
+			return;
+		if (status == BGWH_STARTED && hg_audit_database_has_live_sealer(database_oid, pid))
+			return;
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), HG_START_WAIT_MS))
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Start a sealer for each database, one after another (the launcher). */
+void
+hg_sealers_start_all(List *database_oids)
+{
+	ListCell   *cell;
+
+	foreach(cell, database_oids)
+	{
+		Oid			database_oid = lfirst_oid(cell);
+		BackgroundWorker worker;
+		BackgroundWorkerHandle *handle;
+
+		if (ShutdownRequestPending)
+			return;
+		fill_sealer_worker(&worker, database_oid, MyProcPid);
+		if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("out of background worker slots for hipaa_guard sealers"),
+					 errdetail("Sealers for the remaining databases start when their first audit record is queued."),
+					 errhint("You might need to increase \"max_worker_processes\".")));
+			return;
+		}
+		wait_for_sealer(handle, database_oid);
+		pfree(handle);
+	}
+}
+
+/* ----------------------------------------------------------------
+ *		Writing the trail
+ * ---------------------------------------------------------------- */
+
+static void
+writer_open(TrailWriter *writer, Relation rel)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	writer->rel = rel;
+	writer->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(writer->estate, list_make1(rte));
+	writer->estate->es_output_cid = GetCurrentCommandId(true);
+
+	writer->result_rel = makeNode(ResultRelInfo);
+	InitResultRelInfo(writer->result_rel, rel, 1, NULL, 0);
+	ExecOpenIndices(writer->result_rel, false);
+	writer->slot = ExecInitExtraTupleSlot(writer->estate, RelationGetDescr(rel),
+										  &TTSOpsVirtual);
+	AfterTriggerBeginQuery();
+}
+
+static void
+writer_insert(TrailWriter *writer, const Datum *values, const bool *nulls)
+{
+	TupleTableSlot *slot = writer->slot;
+	int			natts = RelationGetDescr(writer->rel)->natts;
+
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * natts);
+	memcpy(slot->tts_isnull, nulls, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(writer->result_rel, writer->estate, slot);
+}
+
+static void
+writer_close(TrailWriter *writer)
+{
+	AfterTriggerEndQuery(writer->estate);
+	ExecCloseIndices(writer->result_rel);
+	ExecResetTupleTable(writer->estate->es_tupleTable, false);
+	FreeExecutorState(writer->estate);
+}
+
+/*
+ * Open one of the trail's tables, or exit when the extension is gone:
+ * DROP EXTENSION dropped the trail, and nothing is left to seal into.
+ */
+static Relation
+open_trail_table(const char *name, int natts)
+{
+	Oid			relid = hg_audit_table_oid(name);
+	Relation	rel;
+
+	if (!OidIsValid(relid))
+	{
+		ereport(LOG,
+				(errmsg("hipaa_guard sealer: extension dropped in database \"%s\", exiting",
+						get_database_name(MyDatabaseId))));
+		AbortCurrentTransaction();
+		proc_exit(0);
+	}
+	rel = table_open(relid, RowExclusiveLock);
+	hg_audit_check_layout(rel, natts);
+	return rel;
+}
+
+/* Read the committed rows of audit_queue, in physical order, up to max_rows. */
+static void
+read_queue(Relation queue_rel, int max_rows, SealInput *input)
+{
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
+	input->queued = palloc(sizeof(HeapTuple) * Max(max_rows, 1));
+	input->nqueued = 0;
+	if (max_rows <= 0)
+		return;
+	scan = table_beginscan(queue_rel, GetActiveSnapshot(), 0, NULL);
+	while (input->nqueued < max_rows &&
+		   (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		input->queued[input->nqueued++] = heap_copytuple(tuple);
+	table_endscan(scan);
+}
+
+/*
+ * A logged_at of infinity has no place in the hashed format, which counts
+ * microseconds.  Only a superuser inserting into audit_queue by hand can
+ * produce one, and such a row is sealed with the sealing time instead of
+ * being left to block the queue.
+ */
+static void
+normalize_logged_at(Datum *queue_values, TimestampTz sealed_at)
+{
+	if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(queue_values[HG_QUEUE_LOGGED_AT])))
+		queue_values[HG_QUEUE_LOGGED_AT] = TimestampTzGetDatum(sealed_at);
+}
+
+/* Insert one record with its seq and block, and add its hash to the block. */
+static void
+seal_record(TrailWriter *log_writer, HgAuditHasher *hasher, Datum *log_values,
+			bool *log_nulls, int64 seq, int64 block)
+{
+	uint8		record_hash[HG_AUDIT_HASH_LEN];
+
+	log_values[HG_LOG_SEQ] = Int64GetDatum(seq);
+	log_nulls[HG_LOG_SEQ] = false;
+	log_values[HG_LOG_BLOCK] = Int64GetDatum(block);
+	log_nulls[HG_LOG_BLOCK] = false;
+	writer_insert(log_writer, log_values, log_nulls);
+	hg_audit_record_hash(hasher, log_values, log_nulls, record_hash);
+	hg_audit_block_add(hasher, record_hash);
+}
+
+static void
+insert_block_row(Relation block_rel, int64 block, int64 first_seq, int64 last_seq,
+				 TimestampTz sealed_at, const uint8 *prev_hash, const uint8 *hash)
+{
+	TrailWriter writer;
+	Datum		values[HG_BLOCK_NATTS];
+	bool		nulls[HG_BLOCK_NATTS] = {false};
+	bytea	   *prev = palloc(VARHDRSZ + HG_AUDIT_HASH_LEN);
+	bytea	   *own = palloc(VARHDRSZ + HG_AUDIT_HASH_LEN);
+
+	SET_VARSIZE(prev, VARHDRSZ + HG_AUDIT_HASH_LEN);
+	memcpy(VARDATA(prev), prev_hash, HG_AUDIT_HASH_LEN);
+	SET_VARSIZE(own, VARHDRSZ + HG_AUDIT_HASH_LEN);
+	memcpy(VARDATA(own), hash, HG_AUDIT_HASH_LEN);
+
+	values[0] = Int64GetDatum(block);
+	values[1] = Int64GetDatum(first_seq);
+	values[2] = Int64GetDatum(last_seq);
+	values[3] = TimestampTzGetDatum(sealed_at);
+	values[4] = PointerGetDatum(prev);
+	values[5] = PointerGetDatum(own);
+
+	writer_open(&writer, block_rel);
+	writer_insert(&writer, values, nulls);
+	writer_close(&writer);
+}
+
+/*
+ * Seal the input as the block after head, in the current transaction, and
+ * return the block's hash in hash.  Ring events come first, then the queue
+ * rows, which are deleted as they are sealed.
+ */
+static void
+seal_block(Relation queue_rel, Relation log_rel, Relation block_rel,
+		   const HgAuditHead *head, SealInput *input, uint8 *hash)
+{
+	static const uint8 zero_hash[HG_AUDIT_HASH_LEN] = {0};
+	int64		block = head->found ? head->block + 1 : 1;
+	int64		first_seq = head->found ? head->last_seq + 1 : 1;
+	int64		last_seq = first_seq + input->batch.nevents + input->nqueued - 1;
+	const uint8 *prev_hash = head->found ? head->hash : zero_hash;
+	TimestampTz sealed_at = GetCurrentTimestamp();
+	HgAuditHasher *hasher = hg_audit_hasher_create();
+	MemoryContext record_context;
+	MemoryContext old_context;
+	TrailWriter log_writer;
+	Datum		log_values[HG_LOG_NATTS];
+	bool		log_nulls[HG_LOG_NATTS];
+	Datum	   *queue_values = &log_values[HG_LOG_FIRST_QUEUE_ATT];
+	bool	   *queue_nulls = &log_nulls[HG_LOG_FIRST_QUEUE_ATT];
+	int64		seq = first_seq;
+	Size		offset = 0;
+
+	record_context = AllocSetContextCreate(CurrentMemoryContext, "hipaa_guard sealed record",
+										   ALLOCSET_DEFAULT_SIZES);
+	hg_audit_block_begin(hasher, prev_hash, block, first_seq, last_seq, sealed_at);
+	writer_open(&log_writer, log_rel);
+
+	for (int i = 0; i < input->batch.nevents; i++)
+	{
+		old_context = MemoryContextSwitchTo(record_context);
+		offset += hg_audit_decode_entry(input->batch.data + offset, queue_values, queue_nulls);
+		normalize_logged_at(queue_values, sealed_at);
+		seal_record(&log_writer, hasher, log_values, log_nulls, seq++, block);
+		MemoryContextSwitchTo(old_context);
+		MemoryContextReset(record_context);
+	}
+
+	for (int i = 0; i < input->nqueued; i++)
+	{
+		HeapTuple	tuple = input->queued[i];
+
+		old_context = MemoryContextSwitchTo(record_context);
+		heap_deform_tuple(tuple, RelationGetDescr(queue_rel), queue_values, queue_nulls);
+		normalize_logged_at(queue_values, sealed_at);
+		queue_values[HG_QUEUE_STATUS] = CStringGetTextDatum(HG_STATUS_COMMITTED);
+		queue_nulls[HG_QUEUE_STATUS] = false;
+		seal_record(&log_writer, hasher, log_values, log_nulls, seq++, block);
+		MemoryContextSwitchTo(old_context);
+		MemoryContextReset(record_context);
+
+		/* After the insert, which may still read the row's TOASTed values. */
+		simple_heap_delete(queue_rel, &tuple->t_self);
+	}
+	writer_close(&log_writer);
+
+	hg_audit_block_finish(hasher, hash);
+	insert_block_row(block_rel, block, first_seq, last_seq, sealed_at, prev_hash, hash);
+	MemoryContextDelete(record_context);
+}
+
+/* ----------------------------------------------------------------
+ *		The high-water file
+ * ---------------------------------------------------------------- */
+
+/*
+ * The file lives outside the trail's tables, so a superuser who empties
+ * audit_log and audit_block still leaves it behind, and the verifier then
+ * reports a chain shorter than what was sealed.  Relative to the data
+ * directory, which is every backend's working directory.
+ */
+void
+hg_audit_head_path(Oid database_oid, char *path, Size size)
+{
+	snprintf(path, size, "%s/audit_head.%u", HG_HEAD_DIR, database_oid);
+}
+
+/*
+ * Replace the file atomically: write a temporary file, fsync it, rename it
+ * over the old one and fsync the directory (durable_rename).  A failure is
+ * a WARNING: the block is sealed, and a file that lags behind the chain only
+ * weakens the check until the next block.
+ */
+static void
+write_head_file(int64 block, int64 last_seq, const uint8 *hash)
+{
+	char		path[MAXPGPATH];
+	char		temp_path[MAXPGPATH];
+	char		content[128];
+	char		hex[HG_AUDIT_HASH_LEN * 2 + 1];
+	int			fd;
+	int			len;
+
+	hex_encode((const char *) hash, HG_AUDIT_HASH_LEN, hex);
+	hex[HG_AUDIT_HASH_LEN * 2] = '\0';
+	len = snprintf(content, sizeof(content), "hg1:" INT64_FORMAT ":" INT64_FORMAT ":%s\n",
+				   block, last_seq, hex);
+
+	if (MakePGDirectory(HG_HEAD_DIR) < 0 && errno != EEXIST)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", HG_HEAD_DIR)));
+		return;
+	}
+	hg_audit_head_path(MyDatabaseId, path, sizeof(path));
+	snprintf(temp_path, sizeof(temp_path), "%s.tmp", path);
+
+	fd = OpenTransientFile(temp_path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0 || write(fd, content, len) != len || pg_fsync(fd) != 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", temp_path)));
+		if (fd >= 0)
+			CloseTransientFile(fd);
+		return;
+	}
+	if (CloseTransientFile(fd) != 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", temp_path)));
+		return;
+	}
+	(void) durable_rename(temp_path, path, WARNING);
+}
+
+/* ----------------------------------------------------------------
+ *		The worker
+ * ---------------------------------------------------------------- */
+
+static void
+read_ring_and_queue(HgAuditSlot *slot, Relation queue_rel, SealInput *input)
+{
+	hg_audit_ring_read(slot, HG_BLOCK_MAX_RECORDS, &input->batch);
+	read_queue(queue_rel, HG_BLOCK_MAX_RECORDS - input->batch.nevents, input);
+}
+
+/*
+ * Seal one block of whatever is queued.  Returns the number of records
+ * sealed, 0 when nothing was queued.
+ */
+static int
+seal_next_block(HgAuditSlot *slot)
+{
+	Relation	queue_rel;
+	Relation	log_rel;
+	Relation	block_rel;
+	SealInput	input;
+	HgAuditHead head;
+	uint8		hash[HG_AUDIT_HASH_LEN];
+	int			total;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	queue_rel = open_trail_table("audit_queue", HG_QUEUE_NATTS);
+	log_rel = open_trail_table("audit_log", HG_LOG_NATTS);
+	block_rel = open_trail_table("audit_block", HG_BLOCK_NATTS);
+
+	read_ring_and_queue(slot, queue_rel, &input);
+	total = input.batch.nevents + input.nqueued;
+	if (total > 0)
+	{
+		pgstat_report_activity(STATE_RUNNING, "sealing audit records");
+		hg_audit_read_head(block_rel, GetActiveSnapshot(), &head);
+		seal_block(queue_rel, log_rel, block_rel, &head, &input, hash);
+	}
+
+	table_close(block_rel, NoLock);
+	table_close(log_rel, NoLock);
+	table_close(queue_rel, NoLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (total == 0)
+		return 0;
+
+	/*
+	 * The block is committed.  A SIGTERM processed before the release would
+	 * leave its events queued, and the next sealer would seal them again.
+	 */
+	HOLD_INTERRUPTS();
+	hg_audit_ring_release(slot, &input.batch);
+	RESUME_INTERRUPTS();
+
+	write_head_file(head.found ? head.block + 1 : 1,
+					(head.found ? head.last_seq : 0) + total, hash);
+	hg_audit_note_sealed(slot);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return total;
+}
+
+/* Seal full blocks until less than a block's worth was queued. */
+static void
+seal_all(HgAuditSlot *slot, MemoryContext loop_context)
+{
+	int			sealed;
+
+	do
+	{
+		MemoryContext old_context = MemoryContextSwitchTo(loop_context);
+
+		sealed = seal_next_block(slot);
+		MemoryContextSwitchTo(old_context);
+		MemoryContextReset(loop_context);
+	} while (sealed == HG_BLOCK_MAX_RECORDS);
+}
+
+/*
+ * Seal what the ring holds and what backends still push while they exit,
+ * for at most HG_DRAIN_TIMEOUT_MS, then exit with code 1 (see the header).
+ */
+static void
+drain_and_exit(HgAuditSlot *slot, MemoryContext loop_context)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		seal_all(slot, loop_context);
+		if (!hg_audit_ring_busy(slot) ||
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), HG_DRAIN_TIMEOUT_MS))
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 50, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	if (hg_audit_ring_busy(slot))
+		ereport(WARNING,
+				(errmsg("hipaa_guard sealer: audit events still queued in memory at exit"),
+				 errdetail("Backends were still recording events %d ms after the sealer was asked to stop.",
+						   HG_DRAIN_TIMEOUT_MS)));
+	proc_exit(1);
+}
+
+/* Claim the database's slot, or exit when there is nothing to do here. */
+static HgAuditSlot *
+attach_or_exit(Oid database_oid)
+{
+	HgAuditSlot *slot = NULL;
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	installed = OidIsValid(hg_audit_table_oid("audit_log"));
+	if (installed)
+		slot = hg_audit_sealer_attach(database_oid);
+	CommitTransactionCommand();
+
+	if (!installed)
+		hg_audit_sealer_gave_up(database_oid);
+	if (slot == NULL)
+		proc_exit(0);
+	return slot;
+}
+
+/*
+ * Main function of a sealer.  bgw_main_arg is the OID of its database.  It
+ * runs as the bootstrap superuser (no role OID), which the trail's privileges
+ * let insert; the guard trigger lets only this process delete queue rows.
+ */
+void
+hg_sealer_main(Datum main_arg)
+{
+	Oid			database_oid = DatumGetObjectId(main_arg);
+	HgAuditSlot *slot;
+	MemoryContext loop_context;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(database_oid, InvalidOid, 0);
+
+	slot = attach_or_exit(database_oid);
+	hg_sealer_active = true;
+	SetConfigOption("application_name", HG_SEALER_TYPE, PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	loop_context = AllocSetContextCreate(TopMemoryContext, "hipaa_guard sealer",
+										 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (ShutdownRequestPending)
+			drain_and_exit(slot, loop_context);
+
+		seal_all(slot, loop_context);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 hg_audit_seal_interval, PG_WAIT_EXTENSION);
+	}
+}
+
+/* ----------------------------------------------------------------
+ *		The trail's guard trigger
+ * ---------------------------------------------------------------- */
+
+/*
+ * BEFORE UPDATE OR DELETE (per row) and BEFORE TRUNCATE (per statement) on
+ * the trail's tables.  Nobody may change or remove sealed records or blocks,
+ * superusers included; on audit_queue (trigger argument 'queue') only the
+ * sealer may delete, the rows it has just sealed.  INSERT is left to
+ * privileges, so that pg_restore can copy the trail back.  A superuser can
+ * still disable the trigger, which the hash chain and the high-water file
+ * then reveal.
+ */
+PG_FUNCTION_INFO_V1(hg_audit_trail_guard);
+Datum
+hg_audit_trail_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	bool		is_queue;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("audit_trail_guard() must be called as a BEFORE trigger")));
+
+	is_queue = trigdata->tg_trigger->tgnargs == 1 &&
+		strcmp(trigdata->tg_trigger->tgargs[0], "queue") == 0;
+	if (is_queue && hg_sealer_active && TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		return PointerGetDatum(trigdata->tg_trigtuple);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("the audit trail is append-only"),
+			 errdetail(is_queue ?
+					   "Rows of table \"%s\" are removed only by the sealing worker, which moves them into the trail." :
+					   "Rows of table \"%s\" cannot be updated, deleted or truncated, by any role.",
+					   RelationGetRelationName(trigdata->tg_relation))));
+	PG_RETURN_NULL();			/* keep the compiler quiet */
+}
