@@ -48,10 +48,11 @@ END
 $$;
 SELECT count(*) >= 0 AS started FROM aud_new();
 
+SELECT hipaa_guard.create_key('aud_phi') > 0 AS created;
 CREATE TABLE aud_patients (patient_id int PRIMARY KEY, name text, zip text);
 ALTER TABLE aud_patients OWNER TO regress_aud_owner;
 INSERT INTO aud_patients VALUES (1001, 'Jane Roe', '02139'), (1002, 'John Q. Sample', '02140');
-CREATE TABLE aud_visits (visit_id int PRIMARY KEY, patient_id int, note hipaa_guard.encrypted_text);
+CREATE TABLE aud_visits (visit_id int PRIMARY KEY, patient_id int, note hipaa_guard.encrypted_text('aud_phi'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON aud_patients, aud_visits TO regress_aud_reader;
 
 -- Configuration is hipaa_admin's or a superuser's.
@@ -165,9 +166,8 @@ SELECT kind, command, relation, row_key, actor, status, statement FROM aud_new()
 
 -- decrypt() calls count against their statement, with the patients of
 -- values under per-patient keys.
-SELECT hipaa_guard.create_key('aud_phi') > 0 AS created;
-INSERT INTO aud_visits VALUES (1, 1001, hipaa_guard.encrypt('Dx: sample', 'patient:1001')),
-                              (2, 1002, hipaa_guard.encrypt('Dx: other', 'aud_phi'));
+SELECT hipaa_guard.bind_columns('aud_visits', 'patient_id', per_patient_keys => true);
+INSERT INTO aud_visits VALUES (1, 1001, 'Dx: sample'::text), (2, 1002, 'Dx: other'::text);
 SET SESSION AUTHORIZATION regress_aud_reader;
 SELECT hipaa_guard.decrypt(note) FROM aud_visits ORDER BY visit_id;
 SELECT hipaa_guard.decrypt(hipaa_guard.encrypt('loose value', 'aud_phi')) AS loose;
@@ -209,7 +209,10 @@ SELECT kind, command, relation, actor FROM aud_new();
 -- With the library preloaded, the read guard folds away: plans are unchanged.
 EXPLAIN (COSTS OFF) SELECT name FROM aud_patients WHERE patient_id = 1001;
 
+DROP VIEW aud_v;
+DROP FUNCTION pg_temp.aud_sql(), pg_temp.aud_plpgsql();
 DROP TABLE aud_scratch, aud_visits, aud_patients, aud_mark;
 DROP FUNCTION aud_new(), aud_wait();
 SELECT hipaa_guard.destroy_key('aud_phi');
+SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name(p)) FROM unnest(ARRAY['1001', '1002']) AS p;
 DROP ROLE regress_aud_owner, regress_aud_reader, regress_aud_admin, regress_aud_auditor, regress_aud_other;

@@ -73,6 +73,9 @@ static List *utilities = NIL;
 /* Set while COPY ... TO runs its query. */
 static bool in_export = false;
 
+/* Export records made by the executor, so that COPY does not repeat them. */
+static uint64 executor_exports = 0;
+
 static ExecutorStart_hook_type prev_start = NULL;
 static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorFinish_hook_type prev_finish = NULL;
@@ -251,6 +254,8 @@ record_reads(StmtEntry *entry, bool failed)
 	foreach(lc, entry->read_rels)
 	{
 		fill_event(entry, &ev, entry->export ? HG_AUDIT_EXPORT : HG_AUDIT_READ, lfirst(lc));
+		if (entry->export)
+			executor_exports++;
 		if (first && entry->decrypts > 0)
 			ev.decrypts = entry->decrypts;
 		if (failed)
@@ -333,7 +338,7 @@ audited_names(PlannedStmt *pstmt)
 		if (rte->rtekind != RTE_RELATION)
 			continue;
 		rel = hg_audited_rel(rte->relid);
-		if (rel != NULL && (rel->reads || rel->writes) && !list_member_ptr(names, rel->name))
+		if (rel != NULL && !list_member_ptr(names, rel->name))
 			names = lappend(names, (void *) rel->name);
 	}
 	return names;
@@ -659,6 +664,12 @@ void
 hg_audit_set_export(bool on)
 {
 	in_export = on;
+}
+
+uint64
+hg_audit_executor_exports(void)
+{
+	return executor_exports;
 }
 
 void

@@ -29,6 +29,7 @@ extern void hg_audit_note_decrypt(uint32 key_id);
 extern void hg_audit_push_utility(PlannedStmt *pstmt, const char *query_string);
 extern void hg_audit_pop_utility(void);
 extern void hg_audit_set_export(bool on);
+extern uint64 hg_audit_executor_exports(void);
 extern void hg_audit_record_denied(const char *command, List *relations);
 
 /* auditddl.c */

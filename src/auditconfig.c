@@ -20,6 +20,8 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/parallel.h"
+#include "access/xact.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
@@ -139,7 +141,8 @@ ensure_cache(void)
 		CacheRegisterRelcacheCallback(audit_config_inval, (Datum) 0);
 		callback_registered = true;
 	}
-	if (!IsTransactionState())
+	/* Parallel workers cannot read the table; their leader records. */
+	if (!IsTransactionState() || IsParallelWorker())
 		return false;
 	schema = get_namespace_oid("hipaa_guard", true);
 	if (!OidIsValid(schema))

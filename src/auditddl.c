@@ -14,6 +14,7 @@
 
 #include "catalog/namespace.h"
 #include "commands/copy.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/cmdtag.h"
@@ -22,6 +23,7 @@
 
 #include "audit.h"
 #include "auditcapture.h"
+#include "auditqueue.h"
 
 /* Objects that enable_audit() creates; see src/sql/audit_capture.sql. */
 #define WRITE_TRIGGER		"hipaa_guard_audit_write"
@@ -358,19 +360,26 @@ hg_audit_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tr
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	List	   *targets;
-	bool		copy_query;
+	bool		copy_to;
+	uint64		exports_before;
 
+	if (IsA(parsetree, DropdbStmt))
+		hg_audit_stop_sealer(get_database_oid(((DropdbStmt *) parsetree)->dbname, true));
 	if (!hg_audit_any_configured())
 	{
 		call_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
 		return;
 	}
 	targets = utility_targets(parsetree);
-	copy_query = IsA(parsetree, CopyStmt) && !((CopyStmt *) parsetree)->is_from &&
-		((CopyStmt *) parsetree)->query != NULL;
+	/*
+	 * COPY ... TO runs its query through the executor, and so does COPY of
+	 * a table under row level security; the executor then records it.
+	 */
+	copy_to = IsA(parsetree, CopyStmt) && !((CopyStmt *) parsetree)->is_from;
+	exports_before = hg_audit_executor_exports();
 	hg_audit_push_utility(pstmt, query_string);
 	refuse_bypass(parsetree, targets);
-	if (copy_query)
+	if (copy_to)
 		hg_audit_set_export(true);
 	PG_TRY();
 	{
@@ -387,6 +396,8 @@ hg_audit_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tr
 	}
 	PG_END_TRY();
 	hg_audit_set_export(false);
+	if (copy_to && hg_audit_executor_exports() != exports_before)
+		targets = NIL;			/* already recorded */
 	if (targets != NIL || IsA(parsetree, AlterSystemStmt))
 		record_success(parsetree, targets, qc);
 	hg_audit_pop_utility();

@@ -123,6 +123,7 @@ struct HgAuditSlot
 	Latch	   *sealer_latch;
 	bool		starting;		/* a sealer was registered, not yet running */
 	TimestampTz starting_since;
+	bool		stop_requested; /* the database is being dropped or renamed */
 
 	/* Written by the sealer only, read unlocked for monitoring. */
 	TimestampTz last_sealed_at;
@@ -366,6 +367,7 @@ hg_audit_sealer_attach(Oid database_oid)
 		slot->sealer_pid = MyProcPid;
 		slot->sealer_latch = MyLatch;
 		slot->starting = false;
+		slot->stop_requested = false;
 	}
 	SpinLockRelease(&slot->mutex);
 	if (owned)
@@ -373,6 +375,45 @@ hg_audit_sealer_attach(Oid database_oid)
 
 	on_shmem_exit(sealer_detach, PointerGetDatum(slot));
 	return slot;
+}
+
+/*
+ * Ask the sealer of a database to exit for good, before DROP DATABASE or
+ * another command that needs the database without connections.  It seals
+ * what it holds and exits with code 0, which the postmaster does not
+ * restart.  If the command fails, the next event recorded there starts a
+ * sealer again.
+ */
+void
+hg_audit_stop_sealer(Oid database_oid)
+{
+	HgAuditSlot *slot;
+	pid_t		pid = 0;
+
+	if (audit_slots == NULL || !OidIsValid(database_oid))
+		return;
+	LWLockAcquire(assign_lock(), LW_SHARED);
+	slot = find_slot(database_oid);
+	LWLockRelease(assign_lock());
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->stop_requested = true;
+	pid = slot->sealer_pid;
+	SpinLockRelease(&slot->mutex);
+	if (pid != 0)
+		kill(pid, SIGTERM);
+}
+
+bool
+hg_audit_stop_requested(HgAuditSlot *slot)
+{
+	bool		stop;
+
+	SpinLockAcquire(&slot->mutex);
+	stop = slot->stop_requested;
+	SpinLockRelease(&slot->mutex);
+	return stop;
 }
 
 /* Let the next push register a sealer again at once. */

@@ -70,6 +70,8 @@ typedef struct HgAuditBatch
 
 extern HgAuditSlot *hg_audit_sealer_attach(Oid database_oid);
 extern void hg_audit_sealer_gave_up(Oid database_oid);
+extern void hg_audit_stop_sealer(Oid database_oid);
+extern bool hg_audit_stop_requested(HgAuditSlot *slot);
 extern void hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch);
 extern void hg_audit_ring_release(HgAuditSlot *slot, const HgAuditBatch *batch);
 extern bool hg_audit_ring_busy(HgAuditSlot *slot);

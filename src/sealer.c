@@ -568,7 +568,8 @@ drain_and_exit(HgAuditSlot *slot, MemoryContext loop_context)
 				(errmsg("hipaa_guard sealer: audit events still queued in memory at exit"),
 				 errdetail("Backends were still recording events %d ms after the sealer was asked to stop.",
 						   HG_DRAIN_TIMEOUT_MS)));
-	proc_exit(1);
+	/* Code 0: not restarted, while its database is dropped. */
+	proc_exit(hg_audit_stop_requested(slot) ? 0 : 1);
 }
 
 /* Claim the database's slot, or exit when there is nothing to do here. */

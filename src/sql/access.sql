@@ -216,9 +216,11 @@ BEGIN
     PERFORM @extschema@.set_patient_column(tbl, patient_column);
     -- Audit reads and writes; the care-team policy now filters the rows, so
     -- the policy that an earlier enable_audit() opened them with must go.
-    FOR rel IN SELECT @extschema@.table_and_partitions(tbl)
+    FOR rel IN SELECT p.polrelid FROM pg_policy AS p
+                WHERE p.polrelid IN (SELECT @extschema@.table_and_partitions(tbl))
+                  AND p.polname = 'hipaa_guard_audit_open'
     LOOP
-        EXECUTE format('DROP POLICY IF EXISTS hipaa_guard_audit_open ON %s', rel);
+        EXECUTE format('DROP POLICY hipaa_guard_audit_open ON %s', rel);
     END LOOP;
     UPDATE @extschema@.audited_tables AS a SET rls_enabled_by_audit = false WHERE a.tbl = protect_table.tbl;
     PERFORM @extschema@.enable_audit(tbl);

@@ -135,12 +135,17 @@ CREATE FUNCTION @extschema@.drop_audit_guard(tbl regclass, rls_enabled_by_audit 
 AS $$
 DECLARE
     rel regclass;
+    policy_name name;
 BEGIN
     FOR rel IN SELECT @extschema@.table_and_partitions(tbl)
     LOOP
-        EXECUTE format('DROP POLICY IF EXISTS hipaa_guard_audit_guard ON %s', rel);
-        EXECUTE format('DROP POLICY IF EXISTS hipaa_guard_audit_patient ON %s', rel);
-        EXECUTE format('DROP POLICY IF EXISTS hipaa_guard_audit_open ON %s', rel);
+        FOR policy_name IN
+            SELECT p.polname FROM pg_policy AS p
+             WHERE p.polrelid = rel
+               AND p.polname IN ('hipaa_guard_audit_guard', 'hipaa_guard_audit_patient', 'hipaa_guard_audit_open')
+        LOOP
+            EXECUTE format('DROP POLICY %I ON %s', policy_name, rel);
+        END LOOP;
         IF rls_enabled_by_audit AND NOT EXISTS (SELECT FROM pg_policy AS p WHERE p.polrelid = rel) THEN
             EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', rel);
         END IF;

@@ -75,7 +75,8 @@ BEGIN
         RAISE EXCEPTION 'patient must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF from_ts < earliest THEN
-        RAISE NOTICE 'an accounting covers at most the six years before the request; it starts at %', earliest;
+        RAISE NOTICE 'an accounting covers at most the six years before the request'
+            USING DETAIL = 'Disclosures before that are left out.';
         from_ts := earliest;
     END IF;
     RETURN QUERY

@@ -1,0 +1,149 @@
+# The audit under load, crash, rollback, dump and restore, and without the
+# preloaded library: 8 clients reading and writing for 30 seconds leave
+# exactly one record per operation; a crash under 4 writers loses no record
+# of a committed write; a rolled-back read stays recorded; a dumped and
+# restored trail still verifies; and without the library audited tables
+# refuse reads instead of going unrecorded.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use FindBin;
+use lib $FindBin::RealBin;
+use HipaaGuardTest qw(write_random_key start_node);
+
+my $tempdir = PostgreSQL::Test::Utils::tempdir;
+my $key_file = "$tempdir/master.key";
+write_random_key($key_file);
+my $node = start_node('audit', $key_file);
+
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION hipaa_guard;
+CREATE ROLE app LOGIN IN ROLE hipaa_clinician;
+CREATE TABLE items (id bigserial PRIMARY KEY, patient text NOT NULL);
+CREATE TABLE burst (id bigserial PRIMARY KEY, patient text NOT NULL);
+GRANT SELECT, INSERT ON items, burst TO app;
+GRANT USAGE ON SEQUENCE items_id_seq, burst_id_seq TO app;
+SELECT hipaa_guard.enable_audit('items');
+SELECT hipaa_guard.enable_audit('burst');
+});
+
+# Wait until nothing waits to be sealed.
+sub wait_sealed
+{
+	my ($db) = @_;
+	$node->poll_query_until($db // 'postgres',
+		'SELECT queued_in_memory = 0 AND queued_in_table = 0 FROM hipaa_guard.audit_status()')
+	  or die "the audit backlog did not drain";
+	return;
+}
+
+sub verified
+{
+	my ($db) = @_;
+	return $node->safe_psql($db // 'postgres',
+		'SELECT ok::text || coalesce(\' \' || reason, \'\') FROM hipaa_guard.verify_audit_chain()');
+}
+
+# A read in a transaction that rolls back is recorded, marked aborted.
+$node->safe_psql('postgres',
+	q{BEGIN; SET LOCAL ROLE app; SELECT count(*) FROM items; ROLLBACK;});
+wait_sealed();
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FROM hipaa_guard.audit_trail
+		 WHERE kind = 'read' AND relation = 'public.items' AND status = 'aborted'}),
+	'1',
+	'a read whose transaction rolled back is recorded as aborted');
+
+# 8 clients, each transaction one INSERT and one SELECT, for 30 seconds.
+my $script = "$tempdir/rw.sql";
+PostgreSQL::Test::Utils::append_to_file($script, q{
+INSERT INTO items (patient) VALUES ('p' || :client_id);
+SELECT patient FROM items WHERE id = currval('items_id_seq');
+});
+my ($out, $err) = ('', '');
+IPC::Run::run(
+	[ 'pgbench', '-n', '-c', '8', '-j', '2', '-T', '30', '-U', 'app', '-f', $script,
+	  '-h', $node->host, '-p', $node->port, 'postgres' ],
+	'>', \$out, '2>', \$err)
+  or die "pgbench failed: $err";
+my ($transactions) = $out =~ /number of transactions actually processed: (\d+)/;
+ok($transactions > 0, "8 clients ran $transactions transactions");
+like($out, qr/number of failed transactions: 0/, 'no transaction failed');
+wait_sealed();
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FILTER (WHERE kind = 'write' AND command = 'INSERT') || ' '
+		 || count(*) FILTER (WHERE kind = 'read' AND command = 'SELECT' AND rows = 1)
+		 FROM hipaa_guard.audit_trail WHERE relation = 'public.items' AND actor = 'app'}),
+	"$transactions $transactions",
+	'one write and one read record per transaction of the 8 clients');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM items'),
+	$transactions, 'each transaction inserted one row');
+is(verified(), 'true', 'the chain verifies after the concurrent run');
+
+# A crash while 4 clients insert: every committed row has its record.
+my $burst = "$tempdir/burst.sql";
+PostgreSQL::Test::Utils::append_to_file($burst,
+	q{INSERT INTO burst (patient) VALUES ('p' || :client_id);});
+my $pgbench = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '4', '-j', '2', '-T', '60', '-U', 'app', '-f', $burst,
+	  '-h', $node->host, '-p', $node->port, 'postgres' ],
+	'>', \$out, '2>', \$err);
+$node->poll_query_until('postgres', 'SELECT count(*) > 2000 FROM burst')
+  or die 'the writers did not start';
+$node->stop('immediate');
+$pgbench->finish;
+$node->start;
+wait_sealed();
+my $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM burst');
+ok($rows > 2000, "$rows rows were committed before the crash");
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FROM burst AS b WHERE NOT EXISTS
+		 (SELECT FROM hipaa_guard.audit_log AS l WHERE l.relation = 'public.burst'
+		    AND l.command = 'INSERT' AND l.row_key = b.id::text)}),
+	'0',
+	'every row committed before the crash has its write record');
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FROM hipaa_guard.audit_log
+		 WHERE relation = 'public.burst' AND command = 'INSERT'}),
+	$rows,
+	'and no write record lacks its row');
+is(verified(), 'true', 'the chain verifies after the crash');
+
+# Dump and restore: the trail comes back and verifies in the new database.
+my $digest = $node->safe_psql('postgres', 'SELECT digest FROM hipaa_guard.audit_digest()');
+my $dump = "$tempdir/audit.dump";
+$node->command_ok(
+	[ 'pg_dump', '-Fc', '-f', $dump, '-h', $node->host, '-p', $node->port, 'postgres' ],
+	'pg_dump of an audited database');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok(
+	[ 'pg_restore', '-d', 'restored', '-h', $node->host, '-p', $node->port, $dump ],
+	'pg_restore without --disable-triggers');
+is(verified('restored'), 'true', 'the restored chain verifies');
+is( $node->safe_psql('restored',
+		"SELECT ok FROM hipaa_guard.verify_audit_chain('$digest')"),
+	't', 'and matches the digest taken before the dump');
+
+# Without the preloaded library, reads of an audited table are refused.
+$node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
+$node->restart;
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	'SET ROLE app; SELECT count(*) FROM items');
+isnt($ret, 0, 'a read of an audited table fails without the preloaded library');
+like($stderr, qr/reads of audited tables are refused because hipaa_guard is not preloaded/,
+	'with a message that says why');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	q{SET ROLE app; INSERT INTO items (patient) VALUES ('late') RETURNING id});
+is($ret, 0, 'a write still works, its record queued in the table');
+is( $node->safe_psql('postgres',
+		q{SELECT count(*) FROM hipaa_guard.audit_queue WHERE command = 'INSERT' AND relation = 'public.items'}),
+	'1', 'the write record waits in the queue for the sealer');
+
+$node->stop;
+done_testing();
