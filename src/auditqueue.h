@@ -58,6 +58,8 @@ extern Size hg_audit_shmem_size(void);
 extern void hg_audit_shmem_request(void);
 extern void hg_audit_shmem_startup(void);
 extern void hg_audit_init(void);
+extern void hg_audit_preload_init(void);
+extern bool hg_audit_drop_requested(Oid database_oid);
 
 /* Events copied out of a ring, whose space is not released yet. */
 typedef struct HgAuditBatch

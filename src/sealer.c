@@ -607,6 +607,8 @@ hg_sealer_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
+	if (hg_audit_drop_requested(database_oid))
+		proc_exit(0);
 	BackgroundWorkerInitializeConnectionByOid(database_oid, InvalidOid, 0);
 
 	slot = attach_or_exit(database_oid);
@@ -628,6 +630,8 @@ hg_sealer_main(Datum main_arg)
 		}
 		if (ShutdownRequestPending)
 			drain_and_exit(slot, loop_context);
+		if (hg_audit_drop_requested(database_oid))
+			proc_exit(0);
 
 		seal_all(slot, loop_context);
 
