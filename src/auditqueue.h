@@ -124,5 +124,7 @@ typedef struct HgAuditHead
 
 extern void hg_audit_read_head(Relation block_rel, Snapshot snapshot, HgAuditHead *head);
 extern void hg_audit_check_layout(Relation rel, int natts);
+extern bool hg_audit_read_head_file(bool *present, int64 *block, int64 *last_seq,
+									uint8 *hash);
 
 #endif							/* HG_AUDITQUEUE_H */
