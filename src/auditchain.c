@@ -490,6 +490,25 @@ read_head_file(Anchor *anchor)
 	return parse_digest(content, anchor);
 }
 
+/*
+ * Read the high-water file for the sealer.  Returns false when it exists
+ * but is malformed; otherwise sets *present and, when present, the block,
+ * its last seq and its hash.
+ */
+bool
+hg_audit_read_head_file(bool *present, int64 *block, int64 *last_seq, uint8 *hash)
+{
+	Anchor		anchor;
+
+	if (!read_head_file(&anchor))
+		return false;
+	*present = anchor.present;
+	*block = anchor.block;
+	*last_seq = anchor.last_seq;
+	memcpy(hash, anchor.hash, HG_AUDIT_HASH_LEN);
+	return true;
+}
+
 /* ----------------------------------------------------------------
  *		Verification
  * ---------------------------------------------------------------- */
@@ -662,6 +681,10 @@ check_anchor(VerifyResult *r, const Anchor *anchor, const char *what)
 {
 	if (!anchor->present)
 		return true;
+	if (!anchor->seen && r->blocks == 0)
+		return fail(r, true, anchor->block, true, 1,
+					"the trail has no blocks, but %s names block " INT64_FORMAT ": sealed blocks were removed",
+					what, anchor->block);
 	if (!anchor->seen)
 		return fail(r, true, anchor->block, true, r->records + 1,
 					"the chain ends at block " INT64_FORMAT ", but %s names block " INT64_FORMAT ": sealed blocks were removed",

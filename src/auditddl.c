@@ -14,7 +14,6 @@
 
 #include "catalog/namespace.h"
 #include "commands/copy.h"
-#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/cmdtag.h"
@@ -23,7 +22,6 @@
 
 #include "audit.h"
 #include "auditcapture.h"
-#include "auditqueue.h"
 
 /* Objects that enable_audit() creates; see src/sql/audit_capture.sql. */
 #define WRITE_TRIGGER		"hipaa_guard_audit_write"
@@ -363,8 +361,6 @@ hg_audit_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tr
 	bool		copy_to;
 	uint64		exports_before;
 
-	if (IsA(parsetree, DropdbStmt))
-		hg_audit_stop_sealer(get_database_oid(((DropdbStmt *) parsetree)->dbname, true));
 	if (!hg_audit_any_configured())
 	{
 		call_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);

@@ -53,6 +53,8 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -118,12 +120,12 @@ struct HgAuditSlot
 	int			index;
 	Oid			database_oid;	/* InvalidOid while free */
 
-	slock_t		mutex;			/* protects the four sealer fields */
+	slock_t		mutex;			/* protects the five sealer fields */
 	pid_t		sealer_pid;		/* 0 when no sealer owns the slot */
 	Latch	   *sealer_latch;
 	bool		starting;		/* a sealer was registered, not yet running */
 	TimestampTz starting_since;
-	bool		stop_requested; /* the database is being dropped or renamed */
+	bool		drop_requested; /* DROP DATABASE: the sealer must leave */
 
 	/* Written by the sealer only, read unlocked for monitoring. */
 	TimestampTz last_sealed_at;
@@ -140,6 +142,7 @@ struct HgAuditSlot
 };
 
 static HgAuditSlot *audit_slots = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
 static LWLockPadded *audit_locks = NULL;	/* [0] assigns slots, [1 + i] ring i */
 
 /* This backend's buffer of serialized events, in TopMemoryContext. */
@@ -255,22 +258,20 @@ find_slot(Oid database_oid)
 
 /*
  * Whether a bound slot may be given to another database: its database is
- * gone and it holds nothing.  Needs a transaction for the syscache.
+ * gone and no sealer runs there.  Events left in its ring belong to the
+ * dropped database and are discarded.  Needs a transaction for the syscache.
  */
 static bool
 slot_reclaimable(HgAuditSlot *slot)
 {
-	bool		idle;
+	bool		no_sealer;
 
 	if (!IsTransactionState())
 		return false;
-	LWLockAcquire(ring_lock(slot), LW_SHARED);
-	idle = slot->write_pos == slot->read_pos;
-	LWLockRelease(ring_lock(slot));
 	SpinLockAcquire(&slot->mutex);
-	idle = idle && slot->sealer_pid == 0;
+	no_sealer = slot->sealer_pid == 0;
 	SpinLockRelease(&slot->mutex);
-	return idle && !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(slot->database_oid));
+	return no_sealer && !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(slot->database_oid));
 }
 
 /* Bind a free slot to the database; the caller holds the assignment lock. */
@@ -293,6 +294,7 @@ bind_free_slot(Oid database_oid)
 	LWLockRelease(ring_lock(slot));
 	SpinLockAcquire(&slot->mutex);
 	slot->starting = false;
+	slot->drop_requested = false;
 	slot->last_sealed_at = 0;
 	SpinLockRelease(&slot->mutex);
 	slot->database_oid = database_oid;
@@ -367,7 +369,6 @@ hg_audit_sealer_attach(Oid database_oid)
 		slot->sealer_pid = MyProcPid;
 		slot->sealer_latch = MyLatch;
 		slot->starting = false;
-		slot->stop_requested = false;
 	}
 	SpinLockRelease(&slot->mutex);
 	if (owned)
@@ -377,56 +378,81 @@ hg_audit_sealer_attach(Oid database_oid)
 	return slot;
 }
 
-/*
- * Ask the sealer of a database to exit for good, before DROP DATABASE or
- * another command that needs the database without connections.  It seals
- * what it holds and exits with code 0, which the postmaster does not
- * restart.  If the command fails, the next event recorded there starts a
- * sealer again.
- */
-void
-hg_audit_stop_sealer(Oid database_oid)
+static HgAuditSlot *
+find_slot_locked(Oid database_oid)
 {
 	HgAuditSlot *slot;
-	pid_t		pid = 0;
 
-	if (audit_slots == NULL || !OidIsValid(database_oid))
-		return;
+	if (audit_slots == NULL)
+		return NULL;
 	LWLockAcquire(assign_lock(), LW_SHARED);
 	slot = find_slot(database_oid);
 	LWLockRelease(assign_lock());
+	return slot;
+}
+
+/*
+ * Whether DROP DATABASE asked the database's sealer to leave.  A sealer
+ * checks it before it connects, because connecting to a dropped database
+ * fails with FATAL, exit code 1, and the postmaster would restart it forever.
+ */
+bool
+hg_audit_drop_requested(Oid database_oid)
+{
+	HgAuditSlot *slot = find_slot_locked(database_oid);
+	bool		requested = false;
+
+	if (slot == NULL)
+		return false;
+	SpinLockAcquire(&slot->mutex);
+	requested = slot->drop_requested;
+	SpinLockRelease(&slot->mutex);
+	return requested;
+}
+
+/*
+ * Ask the sealer of a database that is being dropped to exit, because
+ * DROP DATABASE fails while any other session is connected to it, and
+ * waits a few seconds for sessions to leave.  If the drop fails after all,
+ * the next event recorded there starts a sealer again.
+ */
+static void
+request_sealer_exit(Oid database_oid)
+{
+	HgAuditSlot *slot = find_slot_locked(database_oid);
+
 	if (slot == NULL)
 		return;
 	SpinLockAcquire(&slot->mutex);
-	slot->stop_requested = true;
-	pid = slot->sealer_pid;
+	slot->drop_requested = true;
+	if (slot->sealer_pid != 0)
+		SetLatch(slot->sealer_latch);
 	SpinLockRelease(&slot->mutex);
-	if (pid != 0)
-		kill(pid, SIGTERM);
 }
 
-bool
-hg_audit_stop_requested(HgAuditSlot *slot)
+static void
+audit_object_access(ObjectAccessType access, Oid class_id, Oid object_id,
+					int sub_id, void *arg)
 {
-	bool		stop;
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, class_id, object_id, sub_id, arg);
+	if (access == OAT_DROP && class_id == DatabaseRelationId)
+		request_sealer_exit(object_id);
+}
 
-	SpinLockAcquire(&slot->mutex);
-	stop = slot->stop_requested;
-	SpinLockRelease(&slot->mutex);
-	return stop;
+void
+hg_audit_preload_init(void)
+{
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = audit_object_access;
 }
 
 /* Let the next push register a sealer again at once. */
 void
 hg_audit_sealer_gave_up(Oid database_oid)
 {
-	HgAuditSlot *slot;
+	HgAuditSlot *slot = find_slot_locked(database_oid);
 
-	if (audit_slots == NULL)
-		return;
-	LWLockAcquire(assign_lock(), LW_SHARED);
-	slot = find_slot(database_oid);
-	LWLockRelease(assign_lock());
 	if (slot == NULL)
 		return;
 	SpinLockAcquire(&slot->mutex);
@@ -582,6 +608,8 @@ wake_or_start_sealer(HgAuditSlot *slot)
 	bool		register_one = false;
 
 	SpinLockAcquire(&slot->mutex);
+	/* A backend of the database pushes, so a DROP DATABASE failed. */
+	slot->drop_requested = false;
 	if (slot->sealer_pid != 0)
 		SetLatch(slot->sealer_latch);
 	else if (!slot->starting ||

@@ -58,6 +58,8 @@ extern Size hg_audit_shmem_size(void);
 extern void hg_audit_shmem_request(void);
 extern void hg_audit_shmem_startup(void);
 extern void hg_audit_init(void);
+extern void hg_audit_preload_init(void);
+extern bool hg_audit_drop_requested(Oid database_oid);
 
 /* Events copied out of a ring, whose space is not released yet. */
 typedef struct HgAuditBatch
@@ -70,8 +72,6 @@ typedef struct HgAuditBatch
 
 extern HgAuditSlot *hg_audit_sealer_attach(Oid database_oid);
 extern void hg_audit_sealer_gave_up(Oid database_oid);
-extern void hg_audit_stop_sealer(Oid database_oid);
-extern bool hg_audit_stop_requested(HgAuditSlot *slot);
 extern void hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch);
 extern void hg_audit_ring_release(HgAuditSlot *slot, const HgAuditBatch *batch);
 extern bool hg_audit_ring_busy(HgAuditSlot *slot);
@@ -124,5 +124,7 @@ typedef struct HgAuditHead
 
 extern void hg_audit_read_head(Relation block_rel, Snapshot snapshot, HgAuditHead *head);
 extern void hg_audit_check_layout(Relation rel, int natts);
+extern bool hg_audit_read_head_file(bool *present, int64 *block, int64 *last_seq,
+									uint8 *hash);
 
 #endif							/* HG_AUDITQUEUE_H */

@@ -256,6 +256,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = hg_shmem_startup;
 	hg_actor_preload_init();
+	hg_audit_preload_init();
 	hg_masterkey_load_all();
 	hg_worker_register();
 	hg_session_install_hooks();

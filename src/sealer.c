@@ -461,6 +461,49 @@ write_head_file(int64 block, int64 last_seq, const uint8 *hash)
 	(void) durable_rename(temp_path, path, WARNING);
 }
 
+/*
+ * Whether the chain in the table still reaches the high-water file.  When a
+ * superuser has emptied or cut the trail, sealing on would number new blocks
+ * from the cut and overwrite the file, erasing the evidence; so the sealer
+ * stops, and records wait in audit_queue and the ring until an administrator
+ * has looked.  A file that lags behind the table (a failed write) is fine.
+ */
+static bool
+chain_reaches_head_file(const HgAuditHead *head)
+{
+	bool		present;
+	int64		block;
+	int64		last_seq;
+	uint8		hash[HG_AUDIT_HASH_LEN];
+
+	if (!hg_audit_read_head_file(&present, &block, &last_seq, hash))
+		return false;
+	if (!present)
+		return true;
+	if (!head->found || head->block < block)
+		return false;
+	return head->block > block ||
+		(head->last_seq == last_seq && memcmp(head->hash, hash, HG_AUDIT_HASH_LEN) == 0);
+}
+
+static void
+warn_chain_cut(void)
+{
+	static TimestampTz last_warning = 0;
+	char		path[MAXPGPATH];
+
+	if (!TimestampDifferenceExceeds(last_warning, GetCurrentTimestamp(), 60 * 1000))
+		return;
+	last_warning = GetCurrentTimestamp();
+	hg_audit_head_path(MyDatabaseId, path, sizeof(path));
+	ereport(WARNING,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("hipaa_guard sealer: the audit trail of database \"%s\" ends before its high-water mark, so sealing has stopped",
+					get_database_name(MyDatabaseId)),
+			 errdetail("Sealed blocks were removed from hipaa_guard.audit_block, or the high-water file \"%s\" is malformed. Queued records are kept.", path),
+			 errhint("Run hipaa_guard.verify_audit_chain(). If the trail was restored on purpose, move the high-water file aside to resume sealing.")));
+}
+
 /* ----------------------------------------------------------------
  *		The worker
  * ---------------------------------------------------------------- */
@@ -499,8 +542,16 @@ seal_next_block(HgAuditSlot *slot)
 	total = input.batch.nevents + input.nqueued;
 	if (total > 0)
 	{
-		pgstat_report_activity(STATE_RUNNING, "sealing audit records");
 		hg_audit_read_head(block_rel, GetActiveSnapshot(), &head);
+		if (!chain_reaches_head_file(&head))
+		{
+			warn_chain_cut();
+			total = 0;
+		}
+	}
+	if (total > 0)
+	{
+		pgstat_report_activity(STATE_RUNNING, "sealing audit records");
 		seal_block(queue_rel, log_rel, block_rel, &head, &input, hash);
 	}
 
@@ -568,8 +619,7 @@ drain_and_exit(HgAuditSlot *slot, MemoryContext loop_context)
 				(errmsg("hipaa_guard sealer: audit events still queued in memory at exit"),
 				 errdetail("Backends were still recording events %d ms after the sealer was asked to stop.",
 						   HG_DRAIN_TIMEOUT_MS)));
-	/* Code 0: not restarted, while its database is dropped. */
-	proc_exit(hg_audit_stop_requested(slot) ? 0 : 1);
+	proc_exit(1);
 }
 
 /* Claim the database's slot, or exit when there is nothing to do here. */
@@ -608,6 +658,8 @@ hg_sealer_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
+	if (hg_audit_drop_requested(database_oid))
+		proc_exit(0);
 	BackgroundWorkerInitializeConnectionByOid(database_oid, InvalidOid, 0);
 
 	slot = attach_or_exit(database_oid);
@@ -629,6 +681,8 @@ hg_sealer_main(Datum main_arg)
 		}
 		if (ShutdownRequestPending)
 			drain_and_exit(slot, loop_context);
+		if (hg_audit_drop_requested(database_oid))
+			proc_exit(0);
 
 		seal_all(slot, loop_context);
 

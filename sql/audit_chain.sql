@@ -1,0 +1,204 @@
+--
+-- The sealed audit trail: the sealing worker, the append-only guard, and
+-- verify_audit_chain() against four kinds of tampering by a superuser.
+--
+-- Records are queued by inserting into hipaa_guard.audit_queue as a
+-- superuser, which is what the capture paths do for row changes.  Earlier
+-- tests may have left records in the trail, so seqs and blocks are shown
+-- relative to the state at the start, and the numbers in failure reasons
+-- are replaced by N.
+--
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_audit_writer, regress_audit_auditor;
+
+CREATE FUNCTION audit_error_of(query text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE query;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+
+-- Wait (at most about 10 s) until the sealer has emptied the queue and
+-- sealed at least the given number of records.
+CREATE FUNCTION audit_wait_sealed(target bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    status record;
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        SELECT * INTO status FROM hipaa_guard.audit_status();
+        IF status.queued_in_table = 0 AND status.queued_in_memory = 0
+           AND status.sealed_records >= target THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN false;
+END
+$$;
+
+-- verify_audit_chain() with the numbers of its reason replaced by N.
+CREATE FUNCTION audit_verdict(digest text DEFAULT NULL)
+RETURNS TABLE (ok boolean, failed_block bigint, failed_seq bigint, reason text)
+LANGUAGE sql AS $$
+    SELECT v.ok, v.failed_block, v.failed_seq,
+           pg_catalog.regexp_replace(v.reason, '[0-9]+', 'N', 'g')
+      FROM hipaa_guard.verify_audit_chain(digest) AS v
+$$;
+
+SELECT sealed_records AS start_seq, sealed_blocks AS start_block
+  FROM hipaa_guard.audit_status() \gset
+
+-- Five records, queued in one transaction, land in one block with
+-- consecutive seqs after the previous end of the trail.
+INSERT INTO hipaa_guard.audit_queue (logged_at, kind, command, relation, columns, rows, detail)
+SELECT pg_catalog.now(), 'write', 'UPDATE', 'public.regress_audit', ARRAY['name', 'note'], 1,
+       'regress record ' || n
+  FROM generate_series(1, 5) AS n;
+SELECT audit_wait_sealed(:start_seq + 5) AS sealed;
+-- The commit started a sealer in this database, as its own backend type.
+SELECT count(*) AS sealers FROM pg_stat_activity
+ WHERE backend_type = 'hipaa_guard sealer' AND datname = current_database();
+SELECT sealer_pid = (SELECT pid FROM pg_stat_activity
+                      WHERE backend_type = 'hipaa_guard sealer' AND datname = current_database())
+       AS status_names_sealer
+  FROM hipaa_guard.audit_status();
+SELECT seq - :start_seq AS seq, block - :start_block AS block, kind, command, columns, rows,
+       status, detail
+  FROM hipaa_guard.audit_log WHERE seq > :start_seq ORDER BY seq;
+SELECT block - :start_block AS block, first_seq - :start_seq AS first_seq,
+       last_seq - :start_seq AS last_seq, pg_catalog.length(hash) AS hash_bytes
+  FROM hipaa_guard.audit_block WHERE block > :start_block ORDER BY block;
+SELECT * FROM audit_verdict();
+
+-- The digest of the latest block verifies; one with another hash or a
+-- block that does not exist fails; a malformed one is an error (22023).
+SELECT digest AS good_digest, block AS last_block, last_seq AS last_seq
+  FROM hipaa_guard.audit_digest() \gset
+SELECT :'good_digest' ~ '^hg1:[0-9]+:[0-9]+:[0-9a-f]{64}$' AS digest_form;
+SELECT * FROM audit_verdict(:'good_digest');
+SELECT ok, failed_block = :last_block AS at_digest_block, reason
+  FROM audit_verdict(pg_catalog.regexp_replace(:'good_digest', '[0-9a-f]{8}$', '00000000'));
+SELECT ok, failed_block = :last_block + 1 AS at_digest_block, reason
+  FROM audit_verdict(pg_catalog.format('hg1:%s:%s:%s', :last_block + 1, :last_seq + 1,
+                                       pg_catalog.repeat('ab', 32)));
+SELECT label, audit_error_of(pg_catalog.format('SELECT * FROM hipaa_guard.verify_audit_chain(%L)', digest)) AS result
+  FROM (VALUES ('no prefix', '1:5:' || pg_catalog.repeat('ab', 32)),
+               ('short hash', 'hg1:1:5:abcd'),
+               ('upper case', 'hg1:1:5:' || pg_catalog.repeat('AB', 32)),
+               ('leading zero', 'hg1:01:5:' || pg_catalog.repeat('ab', 32)),
+               ('block 0', 'hg1:0:5:' || pg_catalog.repeat('ab', 32)),
+               ('trailing text', :'good_digest' || ' ')) AS t(label, digest);
+
+-- The guard refuses changes to the trail (42501), to superusers too, while
+-- its triggers are on.
+SELECT label, audit_error_of(query) AS result
+  FROM (VALUES
+    ('update log', 'UPDATE hipaa_guard.audit_log SET detail = ''x'' WHERE seq = ' || (:start_seq + 1)),
+    ('delete log', 'DELETE FROM hipaa_guard.audit_log WHERE seq = ' || (:start_seq + 1)),
+    ('truncate log', 'TRUNCATE hipaa_guard.audit_log'),
+    ('update block', 'UPDATE hipaa_guard.audit_block SET sealed_at = now() WHERE block = ' || :last_block),
+    ('delete block', 'DELETE FROM hipaa_guard.audit_block WHERE block = ' || :last_block),
+    ('truncate block', 'TRUNCATE hipaa_guard.audit_block'),
+    ('truncate queue', 'TRUNCATE hipaa_guard.audit_queue')) AS t(label, query);
+-- A queued row cannot be removed before the sealer takes it.
+BEGIN;
+INSERT INTO hipaa_guard.audit_queue (logged_at, kind, detail) VALUES (now(), 'admin', 'pending');
+SELECT audit_error_of('DELETE FROM hipaa_guard.audit_queue') AS delete_queue;
+SELECT audit_error_of('UPDATE hipaa_guard.audit_queue SET detail = ''changed''') AS update_queue;
+ROLLBACK;
+
+-- regress_audit_writer holds every privilege on the trail's tables and is
+-- refused all the same (42501).
+CREATE ROLE regress_audit_writer;
+GRANT ALL ON hipaa_guard.audit_log, hipaa_guard.audit_block, hipaa_guard.audit_queue
+    TO regress_audit_writer;
+SET ROLE regress_audit_writer;
+SELECT label, audit_error_of(query) AS result
+  FROM (VALUES
+    ('update log', 'UPDATE hipaa_guard.audit_log SET detail = ''x'''),
+    ('delete log', 'DELETE FROM hipaa_guard.audit_log'),
+    ('truncate log', 'TRUNCATE hipaa_guard.audit_log'),
+    ('delete block', 'DELETE FROM hipaa_guard.audit_block')) AS t(label, query);
+BEGIN;
+INSERT INTO hipaa_guard.audit_queue (logged_at, kind, detail) VALUES (now(), 'admin', 'pending');
+SELECT audit_error_of('DELETE FROM hipaa_guard.audit_queue') AS delete_queue;
+ROLLBACK;
+RESET ROLE;
+
+-- regress_audit_auditor, a member of hipaa_auditor, reads and verifies the
+-- trail, and may not queue records or write notes.
+CREATE ROLE regress_audit_auditor IN ROLE hipaa_auditor;
+SET ROLE regress_audit_auditor;
+SELECT ok FROM hipaa_guard.verify_audit_chain();
+SELECT count(*) > 0 AS reads_log FROM hipaa_guard.audit_log;
+SELECT count(*) > 0 AS reads_export FROM hipaa_guard.audit_export;
+SELECT audit_error_of('INSERT INTO hipaa_guard.audit_queue (logged_at, kind) VALUES (now(), ''read'')') AS insert_queue;
+SELECT audit_error_of('SELECT hipaa_guard.audit_note(''hello'')') AS note;
+RESET ROLE;
+
+-- Tampering 1: a superuser edits a sealed record with the triggers off.
+-- The block's hash no longer matches; undone afterwards.
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_log SET detail = 'edited' WHERE seq = :start_seq + 3;
+RESET session_replication_role;
+SELECT ok, failed_block - :start_block AS failed_block, failed_seq, reason FROM audit_verdict();
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_log SET detail = 'regress record 3' WHERE seq = :start_seq + 3;
+RESET session_replication_role;
+SELECT * FROM audit_verdict();
+
+-- Tampering 2: a superuser deletes a sealed record; put back afterwards.
+CREATE TEMP TABLE deleted_record AS
+SELECT * FROM hipaa_guard.audit_log WHERE seq = :start_seq + 2;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
+DELETE FROM hipaa_guard.audit_log WHERE seq = :start_seq + 2;
+ALTER TABLE hipaa_guard.audit_log ENABLE TRIGGER audit_log_guard;
+SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
+  FROM audit_verdict();
+INSERT INTO hipaa_guard.audit_log SELECT * FROM deleted_record;
+SELECT * FROM audit_verdict();
+
+-- Tampering 3: a superuser inserts a forged record after the last sealed
+-- one.  Inserting needs no trigger change; the record lies outside every
+-- block.  Removed afterwards.
+INSERT INTO hipaa_guard.audit_log (seq, block, logged_at, kind, detail)
+VALUES (:last_seq + 1, :last_block, now(), 'read', 'forged');
+SELECT ok, failed_block, failed_seq - :last_seq AS failed_seq, reason FROM audit_verdict();
+SET session_replication_role = replica;
+DELETE FROM hipaa_guard.audit_log WHERE seq = :last_seq + 1;
+RESET session_replication_role;
+SELECT * FROM audit_verdict();
+
+-- Tampering 4: a superuser swaps the seqs of two records, which reorders
+-- them; swapped back afterwards.
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_log SET seq = -1 WHERE seq = :start_seq + 4;
+UPDATE hipaa_guard.audit_log SET seq = :start_seq + 4 WHERE seq = :start_seq + 5;
+UPDATE hipaa_guard.audit_log SET seq = :start_seq + 5 WHERE seq = -1;
+RESET session_replication_role;
+SELECT detail FROM hipaa_guard.audit_log WHERE seq > :start_seq + 3 ORDER BY seq;
+SELECT ok, failed_block - :start_block AS failed_block, failed_seq, reason FROM audit_verdict();
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_log SET seq = -1 WHERE seq = :start_seq + 4;
+UPDATE hipaa_guard.audit_log SET seq = :start_seq + 4 WHERE seq = :start_seq + 5;
+UPDATE hipaa_guard.audit_log SET seq = :start_seq + 5 WHERE seq = -1;
+RESET session_replication_role;
+SELECT * FROM audit_verdict();
+
+-- A block row edited to match a forged range breaks the hash too.
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_block SET sealed_at = sealed_at + interval '1 second' WHERE block = :last_block;
+RESET session_replication_role;
+SELECT ok, failed_block = :last_block AS at_last_block, reason FROM audit_verdict();
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_block SET sealed_at = sealed_at - interval '1 second' WHERE block = :last_block;
+RESET session_replication_role;
+SELECT * FROM audit_verdict(:'good_digest');
+
+DROP ROLE regress_audit_auditor;
+REVOKE ALL ON hipaa_guard.audit_log, hipaa_guard.audit_block, hipaa_guard.audit_queue
+    FROM regress_audit_writer;
+DROP ROLE regress_audit_writer;
+DROP FUNCTION audit_error_of(text), audit_wait_sealed(bigint), audit_verdict(text);
