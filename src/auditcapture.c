@@ -20,6 +20,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "parser/parsetree.h"
@@ -388,7 +389,8 @@ hg_executor_start(QueryDesc *qd, int eflags)
 	StmtEntry  *entry;
 	MemoryContext old;
 
-	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || !hg_audit_any_configured())
+	/* The extension's own install script is not an access to record. */
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || creating_extension || !hg_audit_any_configured())
 	{
 		call_start(qd, eflags);
 		return;

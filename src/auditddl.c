@@ -14,6 +14,7 @@
 
 #include "catalog/namespace.h"
 #include "commands/copy.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/cmdtag.h"
@@ -361,7 +362,7 @@ hg_audit_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tr
 	bool		copy_to;
 	uint64		exports_before;
 
-	if (!hg_audit_any_configured())
+	if (creating_extension || !hg_audit_any_configured())
 	{
 		call_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
 		return;
