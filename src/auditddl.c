@@ -23,6 +23,7 @@
 
 #include "audit.h"
 #include "auditcapture.h"
+#include "auditqueue.h"
 
 /* Objects that enable_audit() creates; see src/sql/audit_capture.sql. */
 #define WRITE_TRIGGER		"hipaa_guard_audit_write"
@@ -352,6 +353,39 @@ target_names(List *targets)
 	return names;
 }
 
+/* Whether a statement drops this extension. */
+static bool
+drops_extension(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (!IsA(parsetree, DropStmt) || ((DropStmt *) parsetree)->removeType != OBJECT_EXTENSION)
+		return false;
+	foreach(lc, ((DropStmt *) parsetree)->objects)
+	{
+		if (strcmp(strVal(lfirst(lc)), "hipaa_guard") == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * DROP EXTENSION drops the trail with it, and a later CREATE EXTENSION
+ * starts a new chain at block 1, so the high-water mark of the old chain
+ * must go too: kept, it would fail every verification of the new one.
+ */
+static void
+forget_high_water_mark(void)
+{
+	char		path[MAXPGPATH];
+
+	hg_audit_head_path(MyDatabaseId, path, sizeof(path));
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not remove file \"%s\": %m", path)));
+}
+
 static void
 hg_audit_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
 				 ProcessUtilityContext context, ParamListInfo params,
@@ -362,6 +396,12 @@ hg_audit_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tr
 	bool		copy_to;
 	uint64		exports_before;
 
+	if (drops_extension(parsetree))
+	{
+		call_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+		forget_high_water_mark();
+		return;
+	}
 	if (creating_extension || !hg_audit_any_configured())
 	{
 		call_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);

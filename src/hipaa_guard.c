@@ -17,6 +17,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/queryjumble.h"
 
 #include "actor.h"
 #include "auditcapture.h"
@@ -266,6 +267,8 @@ _PG_init(void)
 	 * reads of failed statements, which the queue's then sends on.
 	 */
 	hg_audit_init();
+	/* Audit records carry the query id; compute_query_id = auto computes it. */
+	EnableQueryId();
 	hg_audit_capture_install_hooks();
 	hg_audit_ddl_install_hooks();
 }
