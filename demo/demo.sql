@@ -83,6 +83,13 @@ BEGIN
     PERFORM hipaa_guard.add_blind_index('patients', 'ssn', 'ssn_index', 'phi');
     PERFORM hipaa_guard.bind_columns('encounters', 'patient');
     PERFORM hipaa_guard.bind_columns('conditions', 'patient');
+    -- Record every read, export and change of the three tables from here on.
+    PERFORM hipaa_guard.set_patient_column('patients', 'id');
+    PERFORM hipaa_guard.set_patient_column('encounters', 'patient');
+    PERFORM hipaa_guard.set_patient_column('conditions', 'patient');
+    PERFORM hipaa_guard.enable_audit('patients');
+    PERFORM hipaa_guard.enable_audit('encounters');
+    PERFORM hipaa_guard.enable_audit('conditions');
 END
 $$;
 CREATE INDEX patients_ssn_index ON patients (ssn_index);
@@ -307,6 +314,47 @@ SELECT hipaa_guard.set_actor(overlay(:'token' PLACING CASE WHEN substr(:'token',
                                      FROM length(:'token') - 10 FOR 1));
 \set ON_ERROR_STOP on
 RESET SESSION AUTHORIZATION;
+
+\echo
+\echo '== Step 10. The audit trail of this demo, sealed in a hash chain'
+\echo 'Waiting for the sealing worker to seal the last records...'
+DO $$
+BEGIN
+    FOR i IN 1 .. 600 LOOP
+        EXIT WHEN (SELECT queued_in_memory = 0 AND queued_in_table = 0 FROM hipaa_guard.audit_status());
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+\echo 'What the trail holds, by kind of event (the load of Step 1 is one write record per row):'
+SELECT kind, command, count(*) AS records, count(DISTINCT actor) AS actors
+  FROM hipaa_guard.audit_trail GROUP BY kind, command ORDER BY kind, command;
+SET SESSION AUTHORIZATION demo_auditor;
+\echo 'The auditor asks who touched the break-the-glass patient, and how:'
+SELECT logged_at::timestamp(0) AS at, actor, kind, command, relation, rows, purpose, status
+  FROM hipaa_guard.patient_access_history(:'other_patient', now() - interval '1 day', now())
+ WHERE kind <> 'write' ORDER BY seq;
+\echo 'Refused attempts (the reader without decrypt, the admin, the auditor, the forged token):'
+SELECT actor, kind, command, relation, statement
+  FROM hipaa_guard.audit_trail WHERE kind = 'denied' ORDER BY seq;
+\echo 'The accounting of disclosures for that patient (reads whose purpose was not treatment):'
+SELECT disclosed_at::timestamp(0) AS at, recipient, description, purpose
+  FROM hipaa_guard.accounting_of_disclosures(:'other_patient', now() - interval '1 day', now()) ORDER BY seq;
+\echo 'Verification of the whole chain, and the digest to store outside the database:'
+SELECT ok, blocks, records, reason FROM hipaa_guard.verify_audit_chain();
+SELECT block, last_seq, digest FROM hipaa_guard.audit_digest() \gset
+SELECT :block AS block, :last_seq AS last_seq, :'digest' AS digest;
+RESET SESSION AUTHORIZATION;
+\echo 'A superuser edits one sealed record with the triggers switched off; verification catches it:'
+SELECT actor AS original_actor FROM hipaa_guard.audit_log WHERE seq = 2 \gset
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_log SET actor = 'someone_else' WHERE seq = 2;
+RESET session_replication_role;
+SELECT ok, failed_block, failed_seq, reason FROM hipaa_guard.verify_audit_chain(:'digest');
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_log SET actor = :'original_actor' WHERE seq = 2;
+RESET session_replication_role;
+SELECT ok AS verified_again FROM hipaa_guard.verify_audit_chain(:'digest');
 
 \echo
 \echo 'Demo finished.'

@@ -390,7 +390,8 @@ hg_executor_start(QueryDesc *qd, int eflags)
 	MemoryContext old;
 
 	/* The extension's own install script is not an access to record. */
-	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || creating_extension || !hg_audit_any_configured())
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || creating_extension || IsParallelWorker() ||
+		!hg_audit_any_configured())
 	{
 		call_start(qd, eflags);
 		return;
@@ -419,7 +420,18 @@ add_rows(QueryDesc *qd)
 static void
 hg_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContext old;
+
+	/* A parallel worker's refusal reaches its leader, which records it. */
+	if (IsParallelWorker())
+	{
+		if (prev_run)
+			prev_run(qd, direction, count, execute_once);
+		else
+			standard_ExecutorRun(qd, direction, count, execute_once);
+		return;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
 
 	running = lcons(qd, running);
 	MemoryContextSwitchTo(old);
@@ -447,7 +459,17 @@ hg_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execu
 static void
 hg_executor_finish(QueryDesc *qd)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContext old;
+
+	if (IsParallelWorker())
+	{
+		if (prev_finish)
+			prev_finish(qd);
+		else
+			standard_ExecutorFinish(qd);
+		return;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
 
 	running = lcons(qd, running);
 	MemoryContextSwitchTo(old);
