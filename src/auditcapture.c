@@ -182,6 +182,30 @@ classify_plan(PlannedStmt *pstmt, List **read_rels)
 	return touches;
 }
 
+/*
+ * Whether a statement is a foreign key check of ri_triggers.c, which locks
+ * the referenced row and returns nothing of it: those are not reads.  They
+ * are recognized by the text PostgreSQL builds for them and their row lock.
+ */
+static bool
+is_foreign_key_check(QueryDesc *qd)
+{
+	PlannedStmt *pstmt = qd->plannedstmt;
+	ListCell   *lc;
+
+	if (pstmt->commandType != CMD_SELECT || pstmt->rowMarks == NIL || qd->sourceText == NULL ||
+		strncmp(qd->sourceText, "SELECT 1 FROM ", strlen("SELECT 1 FROM ")) != 0)
+		return false;
+	foreach(lc, pstmt->rowMarks)
+	{
+		PlanRowMark *mark = lfirst(lc);
+
+		if (mark->strength != LCS_FORKEYSHARE && mark->strength != LCS_FORSHARE)
+			return false;
+	}
+	return true;
+}
+
 static const char *
 plan_command(PlannedStmt *pstmt)
 {
@@ -397,7 +421,7 @@ hg_executor_start(QueryDesc *qd, int eflags)
 		return;
 	}
 	start_watching_refusal(qd, eflags);
-	if (!classify_plan(pstmt, &read_rels))
+	if (!classify_plan(pstmt, &read_rels) || is_foreign_key_check(qd))
 		return;
 	entry = new_entry(qd, qd->sourceText, pstmt->stmt_location, pstmt->stmt_len,
 					  pstmt->queryId, plan_command(pstmt));
