@@ -30,7 +30,8 @@ OBJS = \
 	src/redact.o \
 	src/auditqueue.o \
 	src/sealer.o \
-	src/auditchain.o
+	src/auditchain.o \
+	src/auditretention.o
 
 DATA = hipaa_guard--0.1.0.sql
 EXTRA_CLEAN = hipaa_guard--0.1.0.sql results regression.diffs regression.out tmp_check log
@@ -49,7 +50,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # The install script is assembled from one part per concern.
-SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/audit.sql src/sql/audit_capture.sql src/sql/audit_redact.sql src/sql/audit_views.sql src/sql/retention.sql src/sql/actor.sql src/sql/access.sql src/sql/access_roles.sql src/sql/grants.sql
+SQL_PARTS = src/sql/head.sql src/sql/roles.sql src/sql/keyring.sql src/sql/types.sql src/sql/columns.sql src/sql/deid.sql src/sql/audit.sql src/sql/audit_capture.sql src/sql/audit_redact.sql src/sql/audit_views.sql src/sql/audit_retention.sql src/sql/retention.sql src/sql/actor.sql src/sql/access.sql src/sql/access_roles.sql src/sql/grants.sql
 hipaa_guard--0.1.0.sql: $(SQL_PARTS)
 	cat $^ > $@
 

@@ -206,6 +206,45 @@ SELECT hipaa_guard.disable_audit('aud_scratch');
 SELECT count(*) FROM aud_scratch;
 SELECT kind, command, relation, actor FROM aud_new();
 
+-- The trail's own retention: old blocks go, a receipt stays and is sealed,
+-- and the chain verifies from the receipt on.
+SELECT aud_wait();
+SELECT digest AS before_purge FROM hipaa_guard.audit_digest() \gset
+SELECT blocks > 0 AS purged_blocks, records > 0 AS purged_records
+  FROM hipaa_guard.purge_audit(interval '0 seconds');
+SELECT (SELECT min(block) FROM hipaa_guard.audit_block) = through_block + 1 AS kept_from_next_block,
+       blocks > 0 AS counted
+  FROM hipaa_guard.audit_purges ORDER BY through_block DESC LIMIT 1;
+SELECT ok, reason FROM hipaa_guard.verify_audit_chain();
+SELECT aud_wait();
+SELECT count(*) AS sealed_receipts FROM hipaa_guard.audit_log
+ WHERE kind = 'retention' AND command = 'PURGE AUDIT';
+SELECT ok, reason FROM hipaa_guard.verify_audit_chain(:'before_purge');
+-- Nothing is due again at once, and retention under six years is refused.
+SELECT count(*) AS purged_again FROM hipaa_guard.purge_audit(interval '1 hour');
+ALTER SYSTEM SET hipaa_guard.audit_retention = '1 year';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.3);
+SELECT * FROM hipaa_guard.purge_audit();
+ALTER SYSTEM RESET hipaa_guard.audit_retention;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.3);
+SET SESSION AUTHORIZATION regress_aud_admin;
+SELECT * FROM hipaa_guard.purge_audit(interval '1 day');
+SELECT count(*) AS purged_at_six_years FROM hipaa_guard.purge_audit();
+RESET SESSION AUTHORIZATION;
+-- A receipt that no sealed event confirms is caught; undone afterwards.
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_purges SET records = records + 1
+ WHERE through_block = (SELECT max(through_block) FROM hipaa_guard.audit_purges);
+RESET session_replication_role;
+SELECT ok, regexp_replace(reason, '[0-9]+', 'N', 'g') AS reason FROM hipaa_guard.verify_audit_chain();
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_purges SET records = records - 1
+ WHERE through_block = (SELECT max(through_block) FROM hipaa_guard.audit_purges);
+RESET session_replication_role;
+SELECT ok, reason FROM hipaa_guard.verify_audit_chain();
+
 -- With the library preloaded, the read guard folds away: plans are unchanged.
 EXPLAIN (COSTS OFF) SELECT name FROM aud_patients WHERE patient_id = 1001;
 

@@ -525,6 +525,20 @@ typedef struct VerifyResult
 	char	   *reason;
 } VerifyResult;
 
+/* The latest purge receipt of audit_purges: where the kept chain starts. */
+typedef struct Receipt
+{
+	bool		present;
+	int64		through_block;
+	int64		through_seq;
+	uint8		last_hash[HG_AUDIT_HASH_LEN];
+	int64		blocks;
+	int64		records;
+	TimestampTz purged_at;
+	char	   *detail;			/* the text of its event in the chain */
+	bool		sealed;			/* the walk met that event */
+} Receipt;
+
 /* The state of the walk through both tables. */
 typedef struct ChainWalk
 {
@@ -535,6 +549,8 @@ typedef struct ChainWalk
 	int64		next_block;
 	int64		next_seq;
 	uint8		prev_hash[HG_AUDIT_HASH_LEN];
+	TimestampTz last_sealed_at;
+	Receipt    *receipt;
 	VerifyResult *result;
 } ChainWalk;
 
@@ -600,6 +616,30 @@ check_block_header(ChainWalk *walk, int64 block, int64 first_seq, int64 last_seq
 				block, block - 1);
 }
 
+static bool
+text_equals(Datum value, const char *expected)
+{
+	text	   *t = DatumGetTextPP(value);
+	size_t		len = strlen(expected);
+
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), expected, len) == 0;
+}
+
+/* Note the sealed event of the latest purge receipt when the walk meets it. */
+static void
+note_receipt_event(Receipt *receipt, const Datum *values, const bool *nulls)
+{
+	const int	kind = HG_LOG_FIRST_QUEUE_ATT + HG_QUEUE_KIND;
+	const int	command = HG_LOG_FIRST_QUEUE_ATT + HG_QUEUE_KIND + 1;
+	const int	detail = HG_LOG_FIRST_QUEUE_ATT + HG_QUEUE_NATTS - 1;
+
+	if (!receipt->present || receipt->sealed || nulls[kind] || nulls[command] || nulls[detail])
+		return;
+	if (text_equals(values[kind], "retention") && text_equals(values[command], "PURGE AUDIT") &&
+		text_equals(values[detail], receipt->detail))
+		receipt->sealed = true;
+}
+
 /* Hash the records first_seq..last_seq of a block into the block hash. */
 static bool
 walk_block_records(ChainWalk *walk, int64 block, int64 first_seq, int64 last_seq)
@@ -628,6 +668,7 @@ walk_block_records(ChainWalk *walk, int64 block, int64 first_seq, int64 last_seq
 
 		hg_audit_record_hash(walk->hasher, values, nulls, record_hash);
 		hg_audit_block_add(walk->hasher, record_hash);
+		note_receipt_event(walk->receipt, values, nulls);
 		r->records++;
 		walk->have_record = key_scan_next(&walk->records, ForwardScanDirection);
 	}
@@ -670,6 +711,7 @@ walk_block(ChainWalk *walk, Anchor *head_file, Anchor *digest)
 	note_anchor(head_file, block, last_seq, stored);
 	note_anchor(digest, block, last_seq, stored);
 	memcpy(walk->prev_hash, stored, HG_AUDIT_HASH_LEN);
+	walk->last_sealed_at = DatumGetTimestampTz(values[3]);
 	walk->next_block = block + 1;
 	walk->next_seq = last_seq + 1;
 	walk->result->blocks++;
@@ -677,10 +719,22 @@ walk_block(ChainWalk *walk, Anchor *head_file, Anchor *digest)
 }
 
 static bool
-check_anchor(VerifyResult *r, const Anchor *anchor, const char *what)
+check_anchor(VerifyResult *r, const Anchor *anchor, const Receipt *receipt, const char *what)
 {
 	if (!anchor->present)
 		return true;
+	/* A block that retention removed is vouched for by the receipt. */
+	if (receipt->present && anchor->block < receipt->through_block)
+		return true;
+	if (receipt->present && anchor->block == receipt->through_block)
+	{
+		if (anchor->last_seq == receipt->through_seq &&
+			memcmp(anchor->hash, receipt->last_hash, HG_AUDIT_HASH_LEN) == 0)
+			return true;
+		return fail(r, true, anchor->block, false, 0,
+					"block " INT64_FORMAT ", removed by retention, did not end at record " INT64_FORMAT " with the hash that %s names",
+					anchor->block, anchor->last_seq, what);
+	}
 	if (!anchor->seen && r->blocks == 0)
 		return fail(r, true, anchor->block, true, 1,
 					"the trail has no blocks, but %s names block " INT64_FORMAT ": sealed blocks were removed",
@@ -696,6 +750,58 @@ check_anchor(VerifyResult *r, const Anchor *anchor, const char *what)
 	return true;
 }
 
+/*
+ * Read the receipt of the latest purge, which audit_purges holds few of, so
+ * a sequential scan is fine.
+ */
+static void
+read_latest_receipt(Snapshot snapshot, Receipt *receipt)
+{
+	Oid			relid = hg_audit_table_oid("audit_purges");
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
+	memset(receipt, 0, sizeof(Receipt));
+	if (!OidIsValid(relid))
+		return;
+	rel = table_open(relid, AccessShareLock);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		int64		through_block = DatumGetInt64(heap_getattr(tuple, 1, desc, &isnull));
+
+		if (receipt->present && through_block <= receipt->through_block)
+			continue;
+		receipt->present = true;
+		receipt->through_block = through_block;
+		receipt->through_seq = DatumGetInt64(heap_getattr(tuple, 2, desc, &isnull));
+		if (!copy_hash(heap_getattr(tuple, 3, desc, &isnull), receipt->last_hash))
+			memset(receipt->last_hash, 0, HG_AUDIT_HASH_LEN);
+		receipt->blocks = DatumGetInt64(heap_getattr(tuple, 4, desc, &isnull));
+		receipt->records = DatumGetInt64(heap_getattr(tuple, 5, desc, &isnull));
+		receipt->purged_at = DatumGetTimestampTz(heap_getattr(tuple, 7, desc, &isnull));
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (receipt->present)
+	{
+		StringInfoData detail;
+		char		hex[HG_AUDIT_HASH_LEN * 2 + 1];
+
+		for (int i = 0; i < HG_AUDIT_HASH_LEN; i++)
+			snprintf(hex + 2 * i, 3, "%02x", receipt->last_hash[i]);
+		initStringInfo(&detail);
+		appendStringInfo(&detail, "purged through block " INT64_FORMAT ", record " INT64_FORMAT
+						 ", hash %s: " INT64_FORMAT " blocks, " INT64_FORMAT " records",
+						 receipt->through_block, receipt->through_seq, hex,
+						 receipt->blocks, receipt->records);
+		receipt->detail = detail.data;
+	}
+}
+
 /* Walk the whole chain, then compare its end with the anchors. */
 static void
 verify_chain(Snapshot snapshot, Anchor *head_file, Anchor *digest, VerifyResult *r)
@@ -703,6 +809,7 @@ verify_chain(Snapshot snapshot, Anchor *head_file, Anchor *digest, VerifyResult 
 	Relation	block_rel = open_trail_for_read("audit_block", HG_BLOCK_NATTS);
 	Relation	log_rel = open_trail_for_read("audit_log", HG_LOG_NATTS);
 	ChainWalk	walk;
+	Receipt		receipt;
 	bool		ok = true;
 
 	memset(&walk, 0, sizeof(walk));
@@ -710,6 +817,14 @@ verify_chain(Snapshot snapshot, Anchor *head_file, Anchor *digest, VerifyResult 
 	walk.hasher = hg_audit_hasher_create();
 	walk.next_block = 1;
 	walk.next_seq = 1;
+	read_latest_receipt(snapshot, &receipt);
+	walk.receipt = &receipt;
+	if (receipt.present)
+	{
+		walk.next_block = receipt.through_block + 1;
+		walk.next_seq = receipt.through_seq + 1;
+		memcpy(walk.prev_hash, receipt.last_hash, HG_AUDIT_HASH_LEN);
+	}
 	key_scan_open(&walk.blocks, block_rel, snapshot);
 	key_scan_open(&walk.records, log_rel, snapshot);
 	walk.have_record = key_scan_next(&walk.records, ForwardScanDirection);
@@ -721,9 +836,13 @@ verify_chain(Snapshot snapshot, Anchor *head_file, Anchor *digest, VerifyResult 
 				  "record " INT64_FORMAT " lies outside every block",
 				  DatumGetInt64(walk.records.slot->tts_values[HG_LOG_SEQ]));
 	if (ok)
-		ok = check_anchor(r, head_file, "the high-water file");
+		ok = check_anchor(r, head_file, &receipt, "the high-water file");
 	if (ok)
-		ok = check_anchor(r, digest, "the digest");
+		ok = check_anchor(r, digest, &receipt, "the digest");
+	if (ok && receipt.present && !receipt.sealed && receipt.purged_at <= walk.last_sealed_at)
+		ok = fail(r, true, receipt.through_block, false, 0,
+				  "the purge receipt through block " INT64_FORMAT " is not sealed in the chain: audit_purges was changed",
+				  receipt.through_block);
 
 	key_scan_close(&walk.records);
 	key_scan_close(&walk.blocks);

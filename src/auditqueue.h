@@ -88,6 +88,7 @@ extern Oid	hg_audit_table_oid(const char *name);
  * ---------------------------------------------------------------- */
 
 extern bool hg_sealer_active;
+extern bool hg_audit_purging;
 
 extern bool hg_sealer_register(Oid database_oid, int notify_pid);
 extern void hg_sealers_start_all(List *database_oids);

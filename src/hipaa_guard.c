@@ -36,6 +36,7 @@ void		_PG_init(void);
 static bool loaded_at_preload = false;
 static int	hg_break_glass_max_duration = 240;
 static int	hg_purge_batch_delay = 0;
+static char *hg_audit_retention = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -171,6 +172,11 @@ define_worker_settings(void)
 							"Gives concurrent work the CPU and WAL bandwidth a purge would otherwise take, as vacuum_cost_delay does for VACUUM.",
 							&hg_purge_batch_delay, 0, 0, 10000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("hipaa_guard.audit_retention",
+							   "How long sealed audit records are kept before a purge removes their blocks.",
+							   "An interval of at least 6 years (45 CFR 164.316(b)(2)); hipaa_guard.purge_audit() checks it.",
+							   &hg_audit_retention, "6 years",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hipaa_guard.purge_naptime",
 							"Time between scheduled purge rounds.",
 							"Each round calls hipaa_guard.purge() in every database where the extension is installed. 0 disables scheduled purges.",

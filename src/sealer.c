@@ -720,6 +720,10 @@ hg_audit_trail_guard(PG_FUNCTION_ARGS)
 		strcmp(trigdata->tg_trigger->tgargs[0], "queue") == 0;
 	if (is_queue && hg_sealer_active && TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 		return PointerGetDatum(trigdata->tg_trigtuple);
+	/* purge_audit() removing blocks past their retention, with a receipt. */
+	if (!is_queue && hg_audit_purging && TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) &&
+		TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		return PointerGetDatum(trigdata->tg_trigtuple);
 
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -156,3 +156,5 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.verify_audit_chain(text), @extschema@.audit_digest(), @extschema@.audit_status()
     TO hipaa_admin, hipaa_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.audit_note(text) TO hipaa_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.purge_audit(interval) TO hipaa_admin;
+GRANT SELECT ON @extschema@.audit_purges TO hipaa_auditor;

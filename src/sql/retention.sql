@@ -1034,6 +1034,13 @@ BEGIN
             RAISE NOTICE 'table "%": rows purged: %, rows held: %', tbl, result.rows_purged, result.rows_held;
         END IF;
     END LOOP;
+    -- The trail's own retention: blocks past hipaa_guard.audit_retention.
+    BEGIN
+        PERFORM @extschema@.purge_audit();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'purge of old audit blocks failed: %', SQLERRM;
+    END;
+    COMMIT;
     PERFORM @extschema@.purge_unlock();
 END
 $$;
