@@ -47,6 +47,8 @@ LANGUAGE sql AS $$
       FROM hipaa_guard.verify_audit_chain(digest) AS v
 $$;
 
+-- Earlier tests' last records are sealed first.
+SELECT audit_wait_sealed(0) AS earlier_sealed;
 SELECT sealed_records AS start_seq, sealed_blocks AS start_block
   FROM hipaa_guard.audit_status() \gset
 

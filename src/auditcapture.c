@@ -29,6 +29,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "common/hashfn.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -82,6 +83,12 @@ static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorFinish_hook_type prev_finish = NULL;
 static ExecutorEnd_hook_type prev_end = NULL;
 
+static char *
+pstrdup_or_null(const char *s)
+{
+	return s ? pstrdup(s) : NULL;
+}
+
 static StmtEntry *
 new_entry(QueryDesc *qd, const char *source, int location, int len,
 		  uint64 query_id, const char *command)
@@ -124,6 +131,71 @@ find_entry(QueryDesc *qd)
 	return NULL;
 }
 
+/*
+ * Literal-free statements by source text, so that a prepared statement or
+ * a statement run again is scanned once per session.  The key is a hash of
+ * the text; the text itself is compared on a hit.  Emptied when it reaches
+ * STATEMENT_CACHE_SIZE.
+ */
+#define STATEMENT_CACHE_SIZE	1024
+
+typedef struct CachedStatement
+{
+	uint64		key;			/* hash key: text hash and length */
+	char	   *source;			/* the statement's source text */
+	char	   *statement;		/* its literal-free form */
+} CachedStatement;
+
+static HTAB *statement_cache = NULL;
+static MemoryContext statement_cache_cxt = NULL;
+
+static void
+reset_statement_cache(void)
+{
+	HASHCTL		ctl;
+
+	if (statement_cache_cxt == NULL)
+		statement_cache_cxt = AllocSetContextCreate(TopMemoryContext, "hipaa_guard audit statements",
+													ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(statement_cache_cxt);
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(CachedStatement);
+	ctl.hcxt = statement_cache_cxt;
+	/* statement_cache_cxt holds the texts too, freed with the table. */
+	statement_cache = hash_create("hipaa_guard audit statements", 256, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+static char *
+redacted_statement(const char *source, int location, int len)
+{
+	CachedStatement *cached;
+	bool		found;
+	char	   *text;
+	const char *start;
+	size_t		length;
+	uint64		key;
+
+	if (source == NULL)
+		return NULL;
+	/* The same cut of the source text as hg_redact_statement() makes. */
+	start = location >= 0 && (size_t) location <= strlen(source) ? source + location : source;
+	length = len > 0 ? strnlen(start, len) : strlen(start);
+	key = ((uint64) hash_bytes((const unsigned char *) start, (int) length) << 32) | (uint32) length;
+
+	if (statement_cache == NULL || hash_get_num_entries(statement_cache) >= STATEMENT_CACHE_SIZE)
+		reset_statement_cache();
+	cached = hash_search(statement_cache, &key, HASH_FIND, NULL);
+	if (cached != NULL && strlen(cached->source) == length && memcmp(cached->source, start, length) == 0)
+		return cached->statement;
+	text = hg_redact_statement(source, location, len);
+	cached = hash_search(statement_cache, &key, HASH_ENTER, &found);
+	cached->source = MemoryContextStrdup(statement_cache_cxt, pnstrdup(start, length));
+	cached->statement = text ? MemoryContextStrdup(statement_cache_cxt, text) : NULL;
+	return cached->statement;
+}
+
 static const char *
 entry_statement(StmtEntry *entry)
 {
@@ -131,7 +203,8 @@ entry_statement(StmtEntry *entry)
 	{
 		MemoryContext old = MemoryContextSwitchTo(entry->cxt);
 
-		entry->statement = hg_redact_statement(entry->source, entry->location, entry->len);
+		entry->statement = pstrdup_or_null(redacted_statement(entry->source, entry->location,
+															  entry->len));
 		MemoryContextSwitchTo(old);
 	}
 	return entry->statement;

@@ -548,6 +548,21 @@ hg_audit_ring_busy(HgAuditSlot *slot)
 	return queued || pg_atomic_read_u32(&slot->pending_backends) > 0;
 }
 
+/*
+ * Whether the ring is at least half full, when the sealer must not wait for
+ * its next round, so that backends never wait for space.
+ */
+bool
+hg_audit_ring_half_full(HgAuditSlot *slot)
+{
+	uint64		used;
+
+	LWLockAcquire(ring_lock(slot), LW_SHARED);
+	used = slot->write_pos - slot->read_pos;
+	LWLockRelease(ring_lock(slot));
+	return used >= ring_capacity() / 2;
+}
+
 void
 hg_audit_note_sealed(HgAuditSlot *slot)
 {

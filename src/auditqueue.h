@@ -75,6 +75,7 @@ extern void hg_audit_sealer_gave_up(Oid database_oid);
 extern void hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch);
 extern void hg_audit_ring_release(HgAuditSlot *slot, const HgAuditBatch *batch);
 extern bool hg_audit_ring_busy(HgAuditSlot *slot);
+extern bool hg_audit_ring_half_full(HgAuditSlot *slot);
 extern Size hg_audit_decode_entry(const char *entry, Datum *values, bool *nulls);
 extern void hg_audit_note_sealed(HgAuditSlot *slot);
 extern bool hg_audit_memory_status(Oid database_oid, int *sealer_pid, int64 *queued);

@@ -60,6 +60,7 @@
 #include "utils/timestamp.h"
 
 #include "auditqueue.h"
+#include "worker.h"
 
 #define HG_SEALER_TYPE				"hipaa_guard sealer"
 #define HG_SEALER_RESTART_SECONDS	5
@@ -255,6 +256,15 @@ open_trail_table(const char *name, int natts)
 	hg_audit_check_layout(rel, natts);
 	return rel;
 }
+
+/*
+ * Rows of audit_queue that the sealer deleted since its last VACUUM of it.
+ * The sealer scans the whole queue every round, so the queue must not keep
+ * its dead rows until autovacuum comes by: at thousands of changes a
+ * second it would grow by tens of megabytes a minute, each of them scanned
+ * again every round.
+ */
+static int64 queue_rows_since_vacuum = 0;
 
 /* Read the committed rows of audit_queue, in physical order, up to max_rows. */
 static void
@@ -570,6 +580,7 @@ seal_next_block(HgAuditSlot *slot)
 	HOLD_INTERRUPTS();
 	hg_audit_ring_release(slot, &input.batch);
 	RESUME_INTERRUPTS();
+	queue_rows_since_vacuum += input.nqueued;
 
 	write_head_file(head.found ? head.block + 1 : 1,
 					(head.found ? head.last_seq : 0) + total, hash);
@@ -577,6 +588,24 @@ seal_next_block(HgAuditSlot *slot)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return total;
+}
+
+
+#define HG_QUEUE_VACUUM_ROWS	20000
+#define HG_QUEUE_VACUUM_STATEMENT	"VACUUM (SKIP_LOCKED) hipaa_guard.audit_queue"
+
+static void
+vacuum_queue_if_due(void)
+{
+	if (queue_rows_since_vacuum < HG_QUEUE_VACUUM_ROWS)
+		return;
+	queue_rows_since_vacuum = 0;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, HG_QUEUE_VACUUM_STATEMENT);
+	hg_execute_top_level_statement(HG_QUEUE_VACUUM_STATEMENT);
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /* Seal full blocks until less than a block's worth was queued. */
@@ -592,6 +621,7 @@ seal_all(HgAuditSlot *slot, MemoryContext loop_context)
 		sealed = seal_next_block(slot);
 		MemoryContextSwitchTo(old_context);
 		MemoryContextReset(loop_context);
+		vacuum_queue_if_due();
 	} while (sealed == HG_BLOCK_MAX_RECORDS);
 }
 
@@ -644,6 +674,31 @@ attach_or_exit(Oid database_oid)
 }
 
 /*
+ * Wait a seal interval before the next round, so that one round seals the
+ * records of many commits.  Each commit that queued records wakes the
+ * sealer, and a round per commit would scan the queue thousands of times a
+ * second.  A ring half full, a stop or a drop of the database ends the wait.
+ */
+static void
+wait_for_next_round(HgAuditSlot *slot, Oid database_oid)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hg_audit_seal_interval);
+
+	for (;;)
+	{
+		long		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+
+		if (remaining <= 0 || ShutdownRequestPending || ConfigReloadPending ||
+			hg_audit_drop_requested(database_oid) || hg_audit_ring_half_full(slot))
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 remaining, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
  * Main function of a sealer.  bgw_main_arg is the OID of its database.  It
  * runs as the bootstrap superuser (no role OID), which the trail's privileges
  * let insert; the guard trigger lets only this process delete queue rows.
@@ -685,9 +740,7 @@ hg_sealer_main(Datum main_arg)
 			proc_exit(0);
 
 		seal_all(slot, loop_context);
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 hg_audit_seal_interval, PG_WAIT_EXTENSION);
+		wait_for_next_round(slot, database_oid);
 	}
 }
 

@@ -367,8 +367,8 @@ extension_installed(void)
  * procedure that the statement calls may commit.  The caller starts and
  * commits the transaction.
  */
-static void
-execute_top_level_statement(const char *sql)
+void
+hg_execute_top_level_statement(const char *sql)
 {
 	MemoryContext statement_context;
 	MemoryContext transaction_context;
@@ -433,7 +433,7 @@ call_purge(void)
 	debug_query_string = HG_PURGE_STATEMENT;
 	pgstat_report_activity(STATE_RUNNING, HG_PURGE_STATEMENT);
 
-	execute_top_level_statement(HG_PURGE_STATEMENT);
+	hg_execute_top_level_statement(HG_PURGE_STATEMENT);
 
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);

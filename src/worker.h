@@ -11,6 +11,7 @@
 extern int	hg_purge_naptime;
 
 extern void hg_worker_register(void);
+extern void hg_execute_top_level_statement(const char *sql);
 
 /* Entry points that the postmaster looks up by name in this library. */
 extern PGDLLEXPORT void hg_launcher_main(Datum main_arg);

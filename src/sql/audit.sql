@@ -68,7 +68,7 @@ CREATE TABLE @extschema@.audit_log (
     detail text
 );
 CREATE INDEX audit_log_actor_idx ON @extschema@.audit_log (actor, logged_at);
-CREATE INDEX audit_log_patients_idx ON @extschema@.audit_log USING gin (patients);
+CREATE INDEX audit_log_patients_idx ON @extschema@.audit_log USING gin (patients) WHERE patients IS NOT NULL;
 
 CREATE TABLE @extschema@.audit_block (
     block bigint PRIMARY KEY,
