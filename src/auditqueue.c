@@ -612,12 +612,14 @@ hg_audit_database_has_live_sealer(Oid database_oid, int pid)
  * ---------------------------------------------------------------- */
 
 /*
- * Set the sealer's latch, or register a sealer when the slot has none and
- * no registration is under way.  Raises no error, because pushers call it
- * in transaction callbacks.
+ * Register a sealer when the slot has none and no registration is under
+ * way, or, when urgent, set the sealer's latch.  Otherwise the sealer finds
+ * the events at its next round: a wake-up per commit would cost a signal per
+ * transaction.  Raises no error, because pushers call it in transaction
+ * callbacks.
  */
 static void
-wake_or_start_sealer(HgAuditSlot *slot)
+wake_or_start_sealer(HgAuditSlot *slot, bool urgent)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	bool		register_one = false;
@@ -626,7 +628,10 @@ wake_or_start_sealer(HgAuditSlot *slot)
 	/* A backend of the database pushes, so a DROP DATABASE failed. */
 	slot->drop_requested = false;
 	if (slot->sealer_pid != 0)
-		SetLatch(slot->sealer_latch);
+	{
+		if (urgent)
+			SetLatch(slot->sealer_latch);
+	}
 	else if (!slot->starting ||
 			 TimestampDifferenceExceeds(slot->starting_since, now,
 										HG_SEALER_START_TIMEOUT * 1000))
@@ -691,7 +696,7 @@ ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
 		if (copied > 0)
 			continue;
 
-		wake_or_start_sealer(slot);
+		wake_or_start_sealer(slot, true);
 		if (!prepared)
 		{
 			ConditionVariablePrepareToSleep(&slot->space_cv);
@@ -703,7 +708,7 @@ ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
 	if (prepared)
 		ConditionVariableCancelSleep();
 	Assert(events_done == nevents);
-	wake_or_start_sealer(slot);
+	wake_or_start_sealer(slot, hg_audit_ring_half_full(slot));
 }
 
 /* Write the status into every entry of the buffer and push the buffer. */
@@ -742,7 +747,7 @@ wake_sealer_after_commit(void)
 		return;
 	wake_sealer_at_commit = false;
 	HOLD_INTERRUPTS();
-	wake_or_start_sealer(my_slot);
+	wake_or_start_sealer(my_slot, false);
 	RESUME_INTERRUPTS();
 }
 
