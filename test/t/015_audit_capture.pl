@@ -115,6 +115,44 @@ is( $node->safe_psql(
 	'and no write record lacks its row');
 is(verified(), 'true', 'the chain verifies after the crash');
 
+# The independent verifier checks an export against the digest, and finds
+# an edit that a superuser made with the guard switched off.
+my $records_csv = "$tempdir/records.csv";
+my $blocks_csv = "$tempdir/blocks.csv";
+sub export_trail
+{
+	# Nothing else runs now, so the two files agree once all is sealed.
+	wait_sealed();
+	$node->safe_psql('postgres',
+		"COPY (SELECT * FROM hipaa_guard.audit_export ORDER BY seq) TO '$records_csv' WITH (FORMAT csv, HEADER)");
+	$node->safe_psql('postgres',
+		"COPY (SELECT * FROM hipaa_guard.audit_block_export ORDER BY block) TO '$blocks_csv' WITH (FORMAT csv, HEADER)");
+	return;
+}
+my $verifier = "$FindBin::RealBin/../audit-verify";
+my $export_digest = $node->safe_psql('postgres', 'SELECT digest FROM hipaa_guard.audit_digest()');
+export_trail();
+my ($vout, $verr) = ('', '');
+IPC::Run::run([ $verifier, '--records', $records_csv, '--blocks', $blocks_csv,
+	'--digest', $export_digest ], '>', \$vout, '2>', \$verr);
+like($vout, qr/^ok: \d+ blocks, \d+ records/, 'the independent verifier accepts the export');
+$node->safe_psql('postgres', q{
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_log SET actor = 'tampered:' || actor WHERE seq = 3;
+});
+export_trail();
+($vout, $verr) = ('', '');
+IPC::Run::run([ $verifier, '--records', $records_csv, '--blocks', $blocks_csv,
+	'--digest', $export_digest ], '>', \$vout, '2>', \$verr);
+like($vout, qr/^FAIL at (block|seq) /, 'and rejects the export of an edited trail');
+is($node->safe_psql('postgres', 'SELECT ok FROM hipaa_guard.verify_audit_chain()'),
+	'f', 'as verify_audit_chain() does');
+$node->safe_psql('postgres', q{
+SET session_replication_role = replica;
+UPDATE hipaa_guard.audit_log SET actor = substr(actor, 10) WHERE seq = 3;
+});
+is(verified(), 'true', 'the edit undone, the chain verifies again');
+
 # Dump and restore: the trail comes back and verifies in the new database.
 my $digest = $node->safe_psql('postgres', 'SELECT digest FROM hipaa_guard.audit_digest()');
 my $dump = "$tempdir/audit.dump";
