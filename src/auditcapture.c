@@ -162,7 +162,7 @@ reset_statement_cache(void)
 	ctl.keysize = sizeof(uint64);
 	ctl.entrysize = sizeof(CachedStatement);
 	ctl.hcxt = statement_cache_cxt;
-	/* statement_cache_cxt holds the texts too, freed with the table. */
+	/* The texts are allocated in statement_cache_cxt too, and freed with the table. */
 	statement_cache = hash_create("hipaa_guard audit statements", 256, &ctl,
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
@@ -285,7 +285,7 @@ plan_command(PlannedStmt *pstmt)
 	return GetCommandTagName(CreateCommandTag((Node *) pstmt));
 }
 
-/* Longest patient id the set tells apart; longer ones are cut to it. */
+/* Longest patient id the set distinguishes; longer ones are cut to it. */
 #define PATIENT_KEY_SIZE	128
 
 static void
@@ -649,9 +649,9 @@ capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 /*
  * The entry of the innermost statement being run, or of the outermost, or
- * NULL when that statement has none.  The executor's and the utility
- * statements are nested in one another; a utility statement knows how many
- * executor statements were running when it started.
+ * NULL when that statement has none.  Executor and utility statements nest
+ * in one another, so each utility entry stores how many executor statements
+ * were running when it started.
  */
 static StmtEntry *
 statement_entry(bool outermost, QueryDesc **qd)
@@ -853,9 +853,9 @@ hg_audit_event(PG_FUNCTION_ARGS)
  * hipaa_guard.audit_patient(patient): note the patient of a row that a
  * statement reads, and let the row through.  A restrictive policy of
  * audited tables with a patient column calls it, so each read record lists
- * the patients whose rows the statement read.  It is costed high so that
- * the planner applies the query's own leakproof conditions first; rows that
- * a condition which is not leakproof rejects later are still listed.
+ * the patients whose rows the statement read.  It is costed high, so the
+ * planner applies the query's own leakproof conditions first.  Rows that a
+ * condition which is not leakproof rejects later are still listed.
  */
 PG_FUNCTION_INFO_V1(hg_audit_patient);
 Datum

@@ -1,10 +1,10 @@
 /*
  * auditconfig.c
- *		Which tables are audited, as each session sees it, and the guard
- *		that keeps an audited table from being read unaudited.
+ *		Which tables are audited, cached per session, and the guard that
+ *		keeps an audited table from being read unaudited.
  *
- * The capture hooks ask about every relation of every statement, so the
- * answer comes from a per-session hash table built from
+ * The capture hooks look up every relation of every statement, so the
+ * lookup uses a per-session hash table built from
  * hipaa_guard.audited_tables.  A statement trigger on that table sends a
  * relcache invalidation of it, which empties the cache of every session
  * when the writer commits, the way care_assignments does in careteam.c.
@@ -127,7 +127,7 @@ load_configured_tables(void)
 /*
  * Build the cache if it is not valid.  Returns false, leaving it invalid,
  * when the extension is not installed in this database; that costs one
- * syscache lookup per call, which caches its negative answer.
+ * syscache lookup per call, and the syscache keeps the negative result.
  */
 static bool
 ensure_cache(void)
@@ -166,7 +166,7 @@ ensure_cache(void)
 /*
  * A partition is audited as its nearest audited ancestor is, because a
  * query may name the partition instead of the table that was configured.
- * The answer is cached, a negative one as an entry with both flags off.
+ * The result is cached, a negative one as an entry with both flags off.
  */
 static AuditedEntry *
 cache_partition(Oid relid)

@@ -6,7 +6,7 @@
  *		would switch an audit off behind disable_audit()'s back.
  *
  * A statement is recorded after it succeeds, the durable way, so that its
- * record says whether its transaction committed.  TRUNCATE is left to the
+ * record shows whether its transaction committed.  TRUNCATE is left to the
  * statement trigger of audittrigger.c, which also sees the tables that
  * CASCADE adds.
  */
