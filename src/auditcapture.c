@@ -446,18 +446,65 @@ audited_names(PlannedStmt *pstmt)
  *		Executor hooks
  * ---------------------------------------------------------------- */
 
-static void
-call_start(QueryDesc *qd, int eflags)
+/* The executor steps that the hooks wrap, and the arguments of each. */
+typedef enum ExecutorStep
 {
-	if (prev_start)
-		prev_start(qd, eflags);
-	else
-		standard_ExecutorStart(qd, eflags);
+	STEP_START,
+	STEP_RUN,
+	STEP_FINISH
+} ExecutorStep;
+
+typedef struct StepArgs
+{
+	int			eflags;
+	ScanDirection direction;
+	uint64		count;
+	bool		execute_once;
+} StepArgs;
+
+static void
+call_step(ExecutorStep step, QueryDesc *qd, const StepArgs *args)
+{
+	switch (step)
+	{
+		case STEP_START:
+			if (prev_start)
+				prev_start(qd, args->eflags);
+			else
+				standard_ExecutorStart(qd, args->eflags);
+			break;
+		case STEP_RUN:
+			if (prev_run)
+				prev_run(qd, args->direction, args->count, args->execute_once);
+			else
+				standard_ExecutorRun(qd, args->direction, args->count, args->execute_once);
+			break;
+		case STEP_FINISH:
+			if (prev_finish)
+				prev_finish(qd);
+			else
+				standard_ExecutorFinish(qd);
+			break;
+	}
 }
 
-/* Start the executor, recording the statement if it is refused. */
 static void
-start_watching_refusal(QueryDesc *qd, int eflags)
+add_rows(QueryDesc *qd)
+{
+	StmtEntry  *entry = find_entry(qd);
+
+	if (entry != NULL && qd->estate != NULL)
+		entry->rows += (int64) qd->estate->es_processed;
+}
+
+/*
+ * Run one step with qd as the innermost running statement, which triggers
+ * and decrypt() calls are accounted to, and record the statement if the
+ * step raises a permission error.  A failed run still counts the rows it
+ * returned before the error.
+ */
+static void
+run_step(ExecutorStep step, QueryDesc *qd, const StepArgs *args)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
@@ -465,10 +512,12 @@ start_watching_refusal(QueryDesc *qd, int eflags)
 	MemoryContextSwitchTo(old);
 	PG_TRY();
 	{
-		call_start(qd, eflags);
+		call_step(step, qd, args);
 	}
 	PG_CATCH();
 	{
+		if (step == STEP_RUN)
+			add_rows(qd);
 		if (is_refusal())
 			hg_audit_record_denied(plan_command(qd->plannedstmt), audited_names(qd->plannedstmt));
 		running = list_delete_first(running);
@@ -478,22 +527,33 @@ start_watching_refusal(QueryDesc *qd, int eflags)
 	running = list_delete_first(running);
 }
 
+/*
+ * Whether the hooks leave a statement alone: EXPLAIN without ANALYZE, the
+ * extension's own install script, and parallel workers, whose refusals
+ * reach their leader and are recorded there.
+ */
+static bool
+leave_alone(int eflags)
+{
+	return (eflags & EXEC_FLAG_EXPLAIN_ONLY) || creating_extension || IsParallelWorker() ||
+		!hg_audit_any_configured();
+}
+
 static void
 hg_executor_start(QueryDesc *qd, int eflags)
 {
 	PlannedStmt *pstmt = qd->plannedstmt;
+	StepArgs	args = {.eflags = eflags};
 	List	   *read_rels;
 	StmtEntry  *entry;
 	MemoryContext old;
 
-	/* The extension's own install script is not an access to record. */
-	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || creating_extension || IsParallelWorker() ||
-		!hg_audit_any_configured())
+	if (leave_alone(eflags))
 	{
-		call_start(qd, eflags);
+		call_step(STEP_START, qd, &args);
 		return;
 	}
-	start_watching_refusal(qd, eflags);
+	run_step(STEP_START, qd, &args);
 	if (!classify_plan(pstmt, &read_rels) || is_foreign_key_check(qd))
 		return;
 	entry = new_entry(qd, qd->sourceText, pstmt->stmt_location, pstmt->stmt_len,
@@ -506,49 +566,16 @@ hg_executor_start(QueryDesc *qd, int eflags)
 }
 
 static void
-add_rows(QueryDesc *qd)
-{
-	StmtEntry  *entry = find_entry(qd);
-
-	if (entry != NULL && qd->estate != NULL)
-		entry->rows += (int64) qd->estate->es_processed;
-}
-
-static void
 hg_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
 {
-	MemoryContext old;
+	StepArgs	args = {.direction = direction, .count = count, .execute_once = execute_once};
 
-	/* A parallel worker's refusal reaches its leader, which records it. */
 	if (IsParallelWorker())
 	{
-		if (prev_run)
-			prev_run(qd, direction, count, execute_once);
-		else
-			standard_ExecutorRun(qd, direction, count, execute_once);
+		call_step(STEP_RUN, qd, &args);
 		return;
 	}
-	old = MemoryContextSwitchTo(TopMemoryContext);
-
-	running = lcons(qd, running);
-	MemoryContextSwitchTo(old);
-	PG_TRY();
-	{
-		if (prev_run)
-			prev_run(qd, direction, count, execute_once);
-		else
-			standard_ExecutorRun(qd, direction, count, execute_once);
-	}
-	PG_CATCH();
-	{
-		add_rows(qd);
-		if (is_refusal())
-			hg_audit_record_denied(plan_command(qd->plannedstmt), audited_names(qd->plannedstmt));
-		running = list_delete_first(running);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	running = list_delete_first(running);
+	run_step(STEP_RUN, qd, &args);
 	add_rows(qd);
 }
 
@@ -556,36 +583,14 @@ hg_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execu
 static void
 hg_executor_finish(QueryDesc *qd)
 {
-	MemoryContext old;
+	StepArgs	args = {0};
 
 	if (IsParallelWorker())
 	{
-		if (prev_finish)
-			prev_finish(qd);
-		else
-			standard_ExecutorFinish(qd);
+		call_step(STEP_FINISH, qd, &args);
 		return;
 	}
-	old = MemoryContextSwitchTo(TopMemoryContext);
-
-	running = lcons(qd, running);
-	MemoryContextSwitchTo(old);
-	PG_TRY();
-	{
-		if (prev_finish)
-			prev_finish(qd);
-		else
-			standard_ExecutorFinish(qd);
-	}
-	PG_CATCH();
-	{
-		if (is_refusal())
-			hg_audit_record_denied(plan_command(qd->plannedstmt), audited_names(qd->plannedstmt));
-		running = list_delete_first(running);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	running = list_delete_first(running);
+	run_step(STEP_FINISH, qd, &args);
 }
 
 static void
