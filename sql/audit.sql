@@ -172,6 +172,14 @@ SET SESSION AUTHORIZATION regress_aud_reader;
 SELECT hipaa_guard.decrypt(note) FROM aud_visits ORDER BY visit_id;
 SELECT hipaa_guard.decrypt(hipaa_guard.encrypt('loose value', 'aud_phi')) AS loose;
 RESET SESSION AUTHORIZATION;
+-- A refused decrypt() is a denied attempt too.
+SET hipaa_guard.require_mfa = on;
+SET SESSION AUTHORIZATION regress_aud_reader;
+\set VERBOSITY sqlstate
+SELECT hipaa_guard.decrypt(note) FROM aud_visits WHERE visit_id = 1;
+\set VERBOSITY default
+RESET SESSION AUTHORIZATION;
+RESET hipaa_guard.require_mfa;
 SELECT hipaa_guard.rotate_key('aud_phi') AS version;
 SELECT kind, command, relation, rows, patients, decrypts, statement, detail FROM aud_new();
 
