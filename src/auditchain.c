@@ -10,9 +10,9 @@
  *
  * Verification reads audit_block and audit_log through their primary key
  * indexes, in block and seq order, in one pass: each record is hashed once
- * and fed into its block's hash.  It compares the end of the chain with the
- * high-water file that the sealer writes after each block, which is read
- * before the snapshot is taken, so every block the file names was committed
+ * and fed into its block's hash.  It then compares the end of the chain with
+ * the high-water file that the sealer writes after each block.  The file is
+ * read before the snapshot is taken, so every block it names was committed
  * before the snapshot and must be visible in it.
  */
 #include "postgres.h"

@@ -17,11 +17,11 @@
  * the sealer finishes its block, drains the ring and exits with code 1.  At
  * server shutdown the postmaster restarts nothing.
  *
- * Sealing.  One transaction per block: copy up to HG_BLOCK_MAX_RECORDS
- * events from the ring (their space stays taken), read the committed rows
- * of audit_queue, number them after the last sealed record, insert them into
- * audit_log, delete the queue rows, insert the audit_block row and commit.
- * Only then is the ring space released, with interrupts held in between, so
+ * Sealing.  One transaction per block.  It copies up to HG_BLOCK_MAX_RECORDS
+ * events from the ring, whose space stays taken, and reads the committed
+ * rows of audit_queue.  It numbers them after the last sealed record, inserts
+ * them into audit_log, deletes the queue rows and inserts the audit_block
+ * row, then commits.  Only then is the ring space released, with interrupts held in between, so
  * a failure anywhere before leaves every event queued for the next attempt,
  * and none is sealed twice.  After the commit the worker writes the
  * high-water file (see write_head_file).
@@ -539,9 +539,10 @@ write_head_file(int64 block, int64 last_seq, const uint8 *hash)
 /*
  * Whether the chain in the table still reaches the high-water file.  When a
  * superuser has emptied or cut the trail, sealing on would number new blocks
- * from the cut and overwrite the file, erasing the evidence; so the sealer
- * stops, and records wait in audit_queue and the ring until an administrator
- * has looked.  A file that lags behind the table (a failed write) is fine.
+ * from the cut and overwrite the file, which erases the evidence.  So the
+ * sealer stops, and records wait in audit_queue and the ring until an
+ * administrator moves the file aside.  A file that lags behind the table
+ * (after a failed write) is fine.
  */
 static bool
 chain_reaches_head_file(const HgAuditHead *head)
@@ -691,7 +692,7 @@ seal_all(HgAuditSlot *slot, MemoryContext loop_context)
 }
 
 /*
- * Seal what the ring holds and what backends still push while they exit,
+ * Seal what the ring contains and what backends still push while they exit,
  * for at most HG_DRAIN_TIMEOUT_MS, then exit with code 1 (see the header).
  */
 static void
