@@ -74,8 +74,8 @@ SELECT block - :start_block AS block, first_seq - :start_seq AS first_seq,
   FROM hipaa_guard.audit_block WHERE block > :start_block ORDER BY block;
 SELECT * FROM audit_verdict();
 
--- The digest of the latest block verifies; one with another hash or a
--- block that does not exist fails; a malformed one is an error (22023).
+-- The digest of the latest block verifies.  One with another hash, or of a
+-- block that does not exist, fails, and a malformed one is an error (22023).
 SELECT digest AS good_digest, block AS last_block, last_seq AS last_seq
   FROM hipaa_guard.audit_digest() \gset
 SELECT :'good_digest' ~ '^hg1:[0-9]+:[0-9]+:[0-9a-f]{64}$' AS digest_form;
@@ -111,7 +111,7 @@ SELECT audit_error_of('DELETE FROM hipaa_guard.audit_queue') AS delete_queue;
 SELECT audit_error_of('UPDATE hipaa_guard.audit_queue SET detail = ''changed''') AS update_queue;
 ROLLBACK;
 
--- regress_audit_writer holds every privilege on the trail's tables and is
+-- regress_audit_writer has every privilege on the trail's tables and is
 -- refused all the same (42501).
 CREATE ROLE regress_audit_writer;
 GRANT ALL ON hipaa_guard.audit_log, hipaa_guard.audit_block, hipaa_guard.audit_queue

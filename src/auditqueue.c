@@ -536,7 +536,7 @@ hg_audit_ring_release(HgAuditSlot *slot, const HgAuditBatch *batch)
 	ConditionVariableBroadcast(&slot->space_cv);
 }
 
-/* Whether the ring holds events or a backend is about to push some. */
+/* Whether the ring contains events or a backend is about to push some. */
 bool
 hg_audit_ring_busy(HgAuditSlot *slot)
 {
@@ -549,8 +549,8 @@ hg_audit_ring_busy(HgAuditSlot *slot)
 }
 
 /*
- * Whether the ring is at least half full, when the sealer must not wait for
- * its next round, so that backends never wait for space.
+ * Whether the ring is at least half full.  The sealer then starts its next
+ * round at once, so that backends rarely have to wait for space.
  */
 bool
 hg_audit_ring_half_full(HgAuditSlot *slot)

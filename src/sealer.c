@@ -324,10 +324,9 @@ open_trail_table(const char *name, int natts)
 
 /*
  * Rows of audit_queue that the sealer deleted since its last VACUUM of it.
- * The sealer scans the whole queue every round, so the queue must not keep
- * its dead rows until autovacuum comes by: at thousands of changes a
- * second it would grow by tens of megabytes a minute, each of them scanned
- * again every round.
+ * The sealer scans the whole queue every round, so dead rows must not wait
+ * for autovacuum.  At thousands of changes a second the queue would grow by
+ * tens of megabytes a minute, and every round would scan them again.
  */
 static int64 queue_rows_since_vacuum = 0;
 
@@ -816,9 +815,9 @@ hg_sealer_main(Datum main_arg)
 
 /*
  * BEFORE UPDATE OR DELETE (per row) and BEFORE TRUNCATE (per statement) on
- * the trail's tables.  Nobody may change or remove sealed records or blocks,
- * superusers included; on audit_queue (trigger argument 'queue') only the
- * sealer may delete, the rows it has just sealed.  INSERT is left to
+ * the trail's tables.  No role may change or remove sealed records or
+ * blocks, superusers included.  On audit_queue (trigger argument 'queue')
+ * only the sealer may delete, and only the rows it has just sealed.  INSERT is left to
  * privileges, so that pg_restore can copy the trail back.  A superuser can
  * still disable the trigger, which the hash chain and the high-water file
  * then reveal.

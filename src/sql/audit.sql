@@ -13,8 +13,8 @@ CREATE TABLE @extschema@.audited_tables (
 );
 
 -- Records waiting to be sealed.  Row changes insert theirs here in the
--- changing transaction; the sealing worker adds the records of reads and
--- other events from shared memory, then moves both into audit_log.  It has
+-- changing transaction.  The sealing worker moves them, with the records of
+-- reads and other events from shared memory, into audit_log.  The table has
 -- no index, because the row trigger inserts into the heap directly.
 CREATE TABLE @extschema@.audit_queue (
     logged_at timestamptz NOT NULL,
@@ -109,7 +109,7 @@ SELECT block, first_seq, last_seq,
 -- ----------------------------------------------------------------
 
 -- Raises an error on every UPDATE, DELETE and TRUNCATE of the trail, for
--- superusers too; with the argument 'queue' it lets the sealing worker
+-- superusers too.  With the argument 'queue' it lets the sealing worker
 -- delete the audit_queue rows it has sealed.  INSERT is left to privileges,
 -- so that pg_restore can copy the trail back.
 CREATE FUNCTION @extschema@.audit_trail_guard() RETURNS trigger
