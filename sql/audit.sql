@@ -133,6 +133,19 @@ COMMIT;
 RESET SESSION AUTHORIZATION;
 SELECT * FROM aud_new();
 
+-- A read that fails inside a PL/pgSQL exception block, whose subtransaction
+-- rolls back while the transaction goes on and commits.
+SET SESSION AUTHORIZATION regress_aud_reader;
+DO $$
+BEGIN
+    PERFORM patient_id / 0 FROM aud_patients WHERE patient_id = 1001;
+EXCEPTION WHEN division_by_zero THEN
+    RAISE NOTICE 'caught';
+END
+$$;
+RESET SESSION AUTHORIZATION;
+SELECT kind, command, relation, rows, patients, status, detail FROM aud_new();
+
 -- Refusals: a read without privilege, and DDL that would switch the audit off.
 SET SESSION AUTHORIZATION regress_aud_other;
 SELECT * FROM aud_patients;
