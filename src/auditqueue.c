@@ -666,6 +666,7 @@ ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
 	Size		done = 0;
 	int			events_done PG_USED_FOR_ASSERTS_ONLY = 0;
 	bool		prepared = false;
+	bool		half_full = false;
 
 	while (done < len)
 	{
@@ -689,6 +690,7 @@ ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
 			copied += entry_len;
 			copied_events++;
 		}
+		half_full = slot->write_pos - slot->read_pos >= ring_capacity() / 2;
 		LWLockRelease(ring_lock(slot));
 
 		done += copied;
@@ -708,7 +710,7 @@ ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
 	if (prepared)
 		ConditionVariableCancelSleep();
 	Assert(events_done == nevents);
-	wake_or_start_sealer(slot, hg_audit_ring_half_full(slot));
+	wake_or_start_sealer(slot, half_full);
 }
 
 /* Write the status into every entry of the buffer and push the buffer. */
@@ -1076,22 +1078,12 @@ hg_audit_record_durable(const HgAuditEvent *ev)
 {
 	Datum		values[HG_QUEUE_NATTS];
 	bool		nulls[HG_QUEUE_NATTS];
-	StringInfoData entry;
-	Size		max_len;
+	Size		max_len = ring_capacity() / 4;
+	int			start;
 	MemoryContext old_context;
 
 	check_can_record();
 	build_queue_values(ev, values, nulls);
-
-	initStringInfo(&entry);
-	append_entry(&entry, values, nulls);
-	max_len = ring_capacity() / 4;
-	if ((Size) entry.len > max_len)
-	{
-		shorten_statement(values, nulls, entry.len, max_len);
-		resetStringInfo(&entry);
-		append_entry(&entry, values, nulls);
-	}
 
 	if (pending.data == NULL)
 	{
@@ -1099,8 +1091,16 @@ hg_audit_record_durable(const HgAuditEvent *ev)
 		initStringInfo(&pending);
 		MemoryContextSwitchTo(old_context);
 	}
-	appendBinaryStringInfo(&pending, entry.data, entry.len);
-	pfree(entry.data);
+	/* Serialized straight into the buffer; redone shorter if too long. */
+	start = pending.len;
+	append_entry(&pending, values, nulls);
+	if ((Size) (pending.len - start) > max_len)
+	{
+		shorten_statement(values, nulls, pending.len - start, max_len);
+		pending.len = start;
+		pending.data[start] = '\0';
+		append_entry(&pending, values, nulls);
+	}
 	pending_events++;
 	if (!pending_counted)
 	{
