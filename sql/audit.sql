@@ -173,6 +173,11 @@ DROP POLICY aud_extra ON aud_patients;
 RESET SESSION AUTHORIZATION;
 CREATE TABLE aud_scratch (id int PRIMARY KEY);
 SELECT hipaa_guard.enable_audit('aud_scratch');
+-- The audit's cache, emptied by the change above, is rebuilt without
+-- taking the transaction's snapshot, so the isolation level can be chosen.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SHOW transaction_isolation;
+COMMIT;
 INSERT INTO aud_scratch VALUES (1);
 TRUNCATE aud_scratch;
 SELECT kind, command, relation, row_key, actor, status, statement FROM aud_new();

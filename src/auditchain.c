@@ -517,7 +517,8 @@ typedef struct VerifyResult
 {
 	bool		ok;
 	int64		blocks;			/* blocks verified before a failure */
-	int64		records;		/* records verified before a failure */
+	int64		records;		/* their records */
+	int64		last_block;		/* number of the last block verified */
 	bool		has_failed_block;
 	int64		failed_block;
 	bool		has_failed_seq;
@@ -669,7 +670,6 @@ walk_block_records(ChainWalk *walk, int64 block, int64 first_seq, int64 last_seq
 		hg_audit_record_hash(walk->hasher, values, nulls, record_hash);
 		hg_audit_block_add(walk->hasher, record_hash);
 		note_receipt_event(walk->receipt, values, nulls);
-		r->records++;
 		walk->have_record = key_scan_next(&walk->records, ForwardScanDirection);
 	}
 	return true;
@@ -715,6 +715,8 @@ walk_block(ChainWalk *walk, Anchor *head_file, Anchor *digest)
 	walk->next_block = block + 1;
 	walk->next_seq = last_seq + 1;
 	walk->result->blocks++;
+	walk->result->records += last_seq - first_seq + 1;
+	walk->result->last_block = block;
 	return true;
 }
 
@@ -723,9 +725,14 @@ check_anchor(VerifyResult *r, const Anchor *anchor, const Receipt *receipt, cons
 {
 	if (!anchor->present)
 		return true;
-	/* A block that retention removed is vouched for by the receipt. */
+	/*
+	 * A block that retention removed cannot be checked any more, except
+	 * the last one, whose hash the receipt keeps.
+	 */
 	if (receipt->present && anchor->block < receipt->through_block)
-		return true;
+		return fail(r, true, anchor->block, false, 0,
+					"block " INT64_FORMAT ", which %s names, was removed by the retention purge through block " INT64_FORMAT ": verify against a later digest",
+					anchor->block, what, receipt->through_block);
 	if (receipt->present && anchor->block == receipt->through_block)
 	{
 		if (anchor->last_seq == receipt->through_seq &&
@@ -740,9 +747,9 @@ check_anchor(VerifyResult *r, const Anchor *anchor, const Receipt *receipt, cons
 					"the trail has no blocks, but %s names block " INT64_FORMAT ": sealed blocks were removed",
 					what, anchor->block);
 	if (!anchor->seen)
-		return fail(r, true, anchor->block, true, r->records + 1,
+		return fail(r, true, anchor->block, false, 0,
 					"the chain ends at block " INT64_FORMAT ", but %s names block " INT64_FORMAT ": sealed blocks were removed",
-					r->blocks, what, anchor->block);
+					r->last_block, what, anchor->block);
 	if (!anchor->matches)
 		return fail(r, true, anchor->block, false, 0,
 					"block " INT64_FORMAT " does not end at record " INT64_FORMAT " with the hash that %s names",

@@ -102,7 +102,13 @@ static void
 load_configured_tables(void)
 {
 	Relation	rel = table_open(config_table, AccessShareLock);
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+	/*
+	 * A catalog snapshot, not the transaction's: taking that one here, at
+	 * the first statement of a transaction, would make a following SET
+	 * TRANSACTION ISOLATION LEVEL fail.
+	 */
+	Snapshot	snapshot = RegisterSnapshot(GetCatalogSnapshot(config_table));
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
 	HeapTuple	tuple;
 

@@ -402,7 +402,8 @@ hg_audit_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tr
 		forget_high_water_mark();
 		return;
 	}
-	if (creating_extension || !hg_audit_any_configured())
+	/* BEGIN, COMMIT and the like name no table. */
+	if (IsA(parsetree, TransactionStmt) || creating_extension || !hg_audit_any_configured())
 	{
 		call_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
 		return;
