@@ -59,7 +59,8 @@ BEGIN
         IF keep < minimum THEN
             RAISE EXCEPTION 'hipaa_guard.audit_retention must be at least 6 years'
                 USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('It is set to "%s"; 45 CFR 164.316(b)(2) asks for six years.', configured);
+                      DETAIL = format('It is set to "%s"; 45 CFR 164.316(b)(2) asks for six years.', configured),
+                      HINT = 'Set hipaa_guard.audit_retention to ''6 years'' or longer and reload the configuration.';
         END IF;
     ELSIF keep < minimum AND NOT (SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = SESSION_USER) THEN
         RAISE EXCEPTION 'only a superuser may keep audit records for less than 6 years'

@@ -157,4 +157,4 @@ GRANT EXECUTE ON FUNCTION
     TO hipaa_admin, hipaa_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.audit_note(text) TO hipaa_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.purge_audit(interval) TO hipaa_admin;
-GRANT SELECT ON @extschema@.audit_purges TO hipaa_auditor;
+GRANT SELECT ON @extschema@.audit_purges TO hipaa_auditor, hipaa_admin;
