@@ -81,9 +81,12 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT l.logged_at, l.actor, l.application,
-           format('%s of %s rows of %s%s', CASE WHEN l.kind = 'export' THEN 'export' ELSE 'read' END,
-                  coalesce(l.rows::text, 'an unknown number of'), coalesce(l.relation, 'decrypted values'),
-                  CASE WHEN l.decrypts > 0 THEN format(', %s values decrypted', l.decrypts) ELSE '' END),
+           format('%s of %s %s of %s%s%s', CASE WHEN l.kind = 'export' THEN 'export' ELSE 'read' END,
+                  coalesce(l.rows::text, 'an unknown number of'),
+                  CASE WHEN l.rows = 1 THEN 'row' ELSE 'rows' END,
+                  coalesce(l.relation, 'decrypted values'),
+                  CASE WHEN l.decrypts > 0 THEN format(', %s values decrypted', l.decrypts) ELSE '' END,
+                  CASE WHEN l.status = 'aborted' THEN ', in a transaction that rolled back' ELSE '' END),
            coalesce(l.purpose, 'not stated'), l.seq
       FROM @extschema@.audit_log AS l
      WHERE l.patients @> ARRAY[patient]
