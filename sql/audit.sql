@@ -155,6 +155,8 @@ ALTER TABLE aud_patients DISABLE TRIGGER hipaa_guard_audit_write;
 ALTER TABLE aud_patients DISABLE TRIGGER ALL;
 DROP POLICY hipaa_guard_audit_guard ON aud_patients;
 ALTER TABLE aud_patients DISABLE ROW LEVEL SECURITY;
+-- Nor can the owner turn on the setting that the extension's own DDL uses.
+SET hipaa_guard.audit_internal_ddl = on;
 RESET SESSION AUTHORIZATION;
 SELECT kind, command, relation, actor, status, statement FROM aud_new();
 

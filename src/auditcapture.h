@@ -33,6 +33,7 @@ extern uint64 hg_audit_executor_exports(void);
 extern void hg_audit_record_denied(const char *command, List *relations);
 
 /* auditddl.c */
+extern bool hg_audit_internal_ddl;
 extern void hg_audit_ddl_install_hooks(void);
 
 #endif							/* HG_AUDITCAPTURE_H */

@@ -34,6 +34,13 @@
 
 static ProcessUtility_hook_type prev_utility = NULL;
 
+/*
+ * Set by the extension's own functions while they run the DDL of
+ * enable_audit() and disable_audit(), whose config record stands for it.
+ * Only a superuser can set it, as those functions' owner does.
+ */
+bool		hg_audit_internal_ddl = false;
+
 /* The audited table or trail table that rv names, or NULL. */
 static const HgAuditedRel *
 audited_rangevar(RangeVar *rv)
@@ -325,7 +332,7 @@ record_success(Node *parsetree, List *targets, QueryCompletion *qc)
 		record_setting((AlterSystemStmt *) parsetree);
 		return;
 	}
-	if (IsA(parsetree, TruncateStmt))
+	if (IsA(parsetree, TruncateStmt) || hg_audit_internal_ddl)
 		return;
 	record_admin(parsetree, targets);
 }

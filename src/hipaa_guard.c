@@ -226,6 +226,11 @@ define_audit_settings(void)
 static void
 define_access_settings(void)
 {
+	DefineCustomBoolVariable("hipaa_guard.audit_internal_ddl",
+							 "Leaves the extension's own DDL for enable_audit() and disable_audit() out of the audit trail.",
+							 "Set only by the extension's functions, whose config record stands for that DDL.",
+							 &hg_audit_internal_ddl, false,
+							 PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	DefineCustomIntVariable("hipaa_guard.break_glass_max_duration",
 							"Longest emergency access that hipaa_guard.break_glass() grants.",
 							NULL,

@@ -54,11 +54,16 @@ BEGIN
 END
 $$;
 
+-- The four functions below run the DDL of enable_audit() and disable_audit()
+-- with hipaa_guard.audit_internal_ddl on, so that the trail shows the one
+-- config record of the change instead of a record per trigger and policy.
+
 -- Put the write triggers on a table and its partitions, with the patient
 -- column as argument when one is named.
 CREATE FUNCTION @extschema@.create_audit_triggers(tbl regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET hipaa_guard.audit_internal_ddl = on
 AS $$
 DECLARE
     patient_col name;
@@ -78,6 +83,7 @@ $$;
 CREATE FUNCTION @extschema@.drop_audit_triggers(tbl regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET hipaa_guard.audit_internal_ddl = on
 AS $$
 DECLARE
     trigger_name name;
@@ -99,6 +105,7 @@ $$;
 CREATE FUNCTION @extschema@.create_audit_guard(tbl regclass) RETURNS boolean
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET hipaa_guard.audit_internal_ddl = on
 AS $$
 DECLARE
     rel regclass;
@@ -132,6 +139,7 @@ $$;
 CREATE FUNCTION @extschema@.drop_audit_guard(tbl regclass, rls_enabled_by_audit boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET hipaa_guard.audit_internal_ddl = on
 AS $$
 DECLARE
     rel regclass;
