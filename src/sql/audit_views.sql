@@ -57,8 +57,8 @@ CREATE FUNCTION @extschema@.is_tpo_purpose(purpose text) RETURNS boolean
     RETURN pg_catalog.lower(purpose) OPERATOR(pg_catalog.=) ANY
            (ARRAY['treatment', 'payment', 'operations', 'treat', 'hpaymt', 'hoperat', 'etreat']);
 
--- The disclosures of a patient's data that 45 CFR 164.528 asks to account
--- for: reads and exports whose purpose is not treatment, payment or
+-- The disclosures of a patient's data that need an accounting under 45 CFR
+-- 164.528: reads and exports whose purpose is not treatment, payment or
 -- operations, including those that named no purpose, over at most the six
 -- years before the request.
 CREATE FUNCTION @extschema@.accounting_of_disclosures(patient text, from_ts timestamptz, to_ts timestamptz)
