@@ -347,13 +347,17 @@ SELECT :block AS block, :last_seq AS last_seq, :'digest' AS digest;
 RESET SESSION AUTHORIZATION;
 \echo 'A superuser edits one sealed record with the triggers switched off; verification catches it:'
 SELECT actor AS original_actor FROM hipaa_guard.audit_log WHERE seq = 2 \gset
-SET session_replication_role = replica;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 UPDATE hipaa_guard.audit_log SET actor = 'someone_else' WHERE seq = 2;
-RESET session_replication_role;
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
 SELECT ok, failed_block, failed_seq, reason FROM hipaa_guard.verify_audit_chain(:'digest');
-SET session_replication_role = replica;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 UPDATE hipaa_guard.audit_log SET actor = :'original_actor' WHERE seq = 2;
-RESET session_replication_role;
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
 SELECT ok AS verified_again FROM hipaa_guard.verify_audit_chain(:'digest');
 
 \echo

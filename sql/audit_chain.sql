@@ -142,13 +142,17 @@ RESET ROLE;
 
 -- Tampering 1: a superuser edits a sealed record with the triggers off.
 -- The block's hash no longer matches; undone afterwards.
-SET session_replication_role = replica;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 UPDATE hipaa_guard.audit_log SET detail = 'edited' WHERE seq = :start_seq + 3;
-RESET session_replication_role;
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq, reason FROM audit_verdict();
-SET session_replication_role = replica;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 UPDATE hipaa_guard.audit_log SET detail = 'regress record 3' WHERE seq = :start_seq + 3;
-RESET session_replication_role;
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
 SELECT * FROM audit_verdict();
 
 -- Tampering 2: a superuser deletes a sealed record; put back afterwards.
@@ -156,7 +160,7 @@ CREATE TEMP TABLE deleted_record AS
 SELECT * FROM hipaa_guard.audit_log WHERE seq = :start_seq + 2;
 ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 DELETE FROM hipaa_guard.audit_log WHERE seq = :start_seq + 2;
-ALTER TABLE hipaa_guard.audit_log ENABLE TRIGGER audit_log_guard;
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
   FROM audit_verdict();
 INSERT INTO hipaa_guard.audit_log SELECT * FROM deleted_record;
@@ -171,35 +175,45 @@ SELECT block AS last_block, last_seq AS last_seq FROM hipaa_guard.audit_digest()
 INSERT INTO hipaa_guard.audit_log (seq, block, logged_at, kind, detail)
 VALUES (:last_seq + 1, :last_block, now(), 'read', 'forged');
 SELECT ok, failed_block, failed_seq - :last_seq AS failed_seq, reason FROM audit_verdict();
-SET session_replication_role = replica;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 DELETE FROM hipaa_guard.audit_log WHERE seq = :last_seq + 1;
-RESET session_replication_role;
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
 SELECT * FROM audit_verdict();
 
 -- Tampering 4: a superuser swaps the seqs of two records, which reorders
 -- them; swapped back afterwards.
-SET session_replication_role = replica;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 UPDATE hipaa_guard.audit_log SET seq = -1 WHERE seq = :start_seq + 4;
 UPDATE hipaa_guard.audit_log SET seq = :start_seq + 4 WHERE seq = :start_seq + 5;
 UPDATE hipaa_guard.audit_log SET seq = :start_seq + 5 WHERE seq = -1;
-RESET session_replication_role;
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
 SELECT detail FROM hipaa_guard.audit_log WHERE seq IN (:start_seq + 4, :start_seq + 5) ORDER BY seq;
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq, reason FROM audit_verdict();
-SET session_replication_role = replica;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 UPDATE hipaa_guard.audit_log SET seq = -1 WHERE seq = :start_seq + 4;
 UPDATE hipaa_guard.audit_log SET seq = :start_seq + 4 WHERE seq = :start_seq + 5;
 UPDATE hipaa_guard.audit_log SET seq = :start_seq + 5 WHERE seq = -1;
-RESET session_replication_role;
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
 SELECT * FROM audit_verdict();
 
 -- A block row edited to match a forged range breaks the hash too.
-SET session_replication_role = replica;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_block DISABLE TRIGGER audit_block_guard;
 UPDATE hipaa_guard.audit_block SET sealed_at = sealed_at + interval '1 second' WHERE block = :last_block;
-RESET session_replication_role;
+ALTER TABLE hipaa_guard.audit_block ENABLE ALWAYS TRIGGER audit_block_guard;
+COMMIT;
 SELECT ok, failed_block = :last_block AS at_last_block, reason FROM audit_verdict();
-SET session_replication_role = replica;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_block DISABLE TRIGGER audit_block_guard;
 UPDATE hipaa_guard.audit_block SET sealed_at = sealed_at - interval '1 second' WHERE block = :last_block;
-RESET session_replication_role;
+ALTER TABLE hipaa_guard.audit_block ENABLE ALWAYS TRIGGER audit_block_guard;
+COMMIT;
 SELECT * FROM audit_verdict(:'good_digest');
 
 DROP ROLE regress_audit_auditor;

@@ -127,6 +127,14 @@ CREATE TRIGGER audit_block_guard BEFORE UPDATE OR DELETE ON @extschema@.audit_bl
     FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_trail_guard();
 CREATE TRIGGER audit_block_truncate_guard BEFORE TRUNCATE ON @extschema@.audit_block
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_trail_guard();
+-- ENABLE ALWAYS: session_replication_role = replica does not turn the guards
+-- off; only ALTER TABLE ... DISABLE TRIGGER does, which is itself recorded.
+ALTER TABLE @extschema@.audit_queue ENABLE ALWAYS TRIGGER audit_queue_guard,
+    ENABLE ALWAYS TRIGGER audit_queue_truncate_guard;
+ALTER TABLE @extschema@.audit_log ENABLE ALWAYS TRIGGER audit_log_guard,
+    ENABLE ALWAYS TRIGGER audit_log_truncate_guard;
+ALTER TABLE @extschema@.audit_block ENABLE ALWAYS TRIGGER audit_block_guard,
+    ENABLE ALWAYS TRIGGER audit_block_truncate_guard;
 
 -- Wakes the sealing worker at commit when rows are queued with SQL.
 CREATE FUNCTION @extschema@.audit_queue_inserted() RETURNS trigger

@@ -20,6 +20,8 @@ CREATE TRIGGER audit_purges_guard BEFORE UPDATE OR DELETE ON @extschema@.audit_p
     FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_trail_guard();
 CREATE TRIGGER audit_purges_truncate_guard BEFORE TRUNCATE ON @extschema@.audit_purges
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_trail_guard();
+ALTER TABLE @extschema@.audit_purges ENABLE ALWAYS TRIGGER audit_purges_guard,
+    ENABLE ALWAYS TRIGGER audit_purges_truncate_guard;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_purges', '');
 COMMENT ON TABLE @extschema@.audit_purges IS 'Receipts of purges of audit blocks older than the audit retention';
 
