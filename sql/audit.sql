@@ -219,7 +219,7 @@ SELECT * FROM hipaa_guard.user_activity(NULL, now(), now());
 -- The auditor reads no patient table and decrypts nothing.
 SELECT count(*) FROM aud_patients;
 SELECT has_function_privilege('hipaa_guard.decrypt(hipaa_guard.encrypted_text)', 'EXECUTE') AS can_decrypt;
--- Nobody changes the trail.
+-- No role changes the trail.
 \set VERBOSITY sqlstate
 UPDATE hipaa_guard.audit_log SET actor = 'someone' WHERE seq = 1;
 \set VERBOSITY default
@@ -227,6 +227,15 @@ RESET SESSION AUTHORIZATION;
 UPDATE hipaa_guard.audit_log SET actor = 'someone' WHERE seq = 1;
 DELETE FROM hipaa_guard.audit_log WHERE seq = 1;
 TRUNCATE hipaa_guard.audit_log;
+-- The extension's recording and purging functions are not for other roles,
+-- and an event needs a kind and a command.
+SET SESSION AUTHORIZATION regress_aud_admin;
+\set VERBOSITY sqlstate
+SELECT hipaa_guard.purge_audit_blocks(1, 1);
+SELECT hipaa_guard.audit_event('config', 'NOTE', NULL, 'forged');
+\set VERBOSITY default
+RESET SESSION AUTHORIZATION;
+SELECT hipaa_guard.audit_event(NULL, 'NOTE', NULL, NULL);
 -- The guards fire in replica mode too.
 SET session_replication_role = replica;
 UPDATE hipaa_guard.audit_log SET actor = 'someone' WHERE seq = 1;

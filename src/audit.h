@@ -10,7 +10,7 @@
  * hg_audit_record_in_xact(): the record is inserted in the changing
  * transaction, so it is durable exactly when the change is.
  *
- * The caller fills only what it knows about the event; the session fields
+ * The caller fills only the event's own fields, and the session fields
  * (actor, login role, database, client, transaction, time) are added by the
  * recording function.
  */

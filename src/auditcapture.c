@@ -285,7 +285,7 @@ plan_command(PlannedStmt *pstmt)
 	return GetCommandTagName(CreateCommandTag((Node *) pstmt));
 }
 
-/* Longest patient id the set distinguishes; longer ones are cut to it. */
+/* Maximum length of a patient id in the set; longer ones are cut to it. */
 #define PATIENT_KEY_SIZE	128
 
 static void

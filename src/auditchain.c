@@ -758,7 +758,7 @@ check_anchor(VerifyResult *r, const Anchor *anchor, const Receipt *receipt, cons
 }
 
 /*
- * Read the receipt of the latest purge, which audit_purges holds few of, so
+ * Read the receipt of the latest purge.  audit_purges has few rows, so
  * a sequential scan is fine.
  */
 static void

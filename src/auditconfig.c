@@ -132,8 +132,8 @@ load_configured_tables(void)
 
 /*
  * Build the cache if it is not valid.  Returns false, leaving it invalid,
- * when the extension is not installed in this database; that costs one
- * syscache lookup per call, and the syscache keeps the negative result.
+ * when the extension is not installed in this database.  That costs one
+ * syscache lookup per call, because the syscache keeps the negative result.
  */
 static bool
 ensure_cache(void)

@@ -7,7 +7,7 @@
  *
  * A statement is recorded after it succeeds, the durable way, so that its
  * record shows whether its transaction committed.  TRUNCATE is left to the
- * statement trigger of audittrigger.c, which also sees the tables that
+ * statement trigger of audittrigger.c, which also fires for the tables that
  * CASCADE adds.
  */
 #include "postgres.h"

@@ -6,10 +6,10 @@
  *		hipaa_guard.audit_queue for row changes.
  *
  * Durable events.  hg_audit_record_durable() serializes the event into a
- * buffer of this backend.  At the end of the top-level transaction (commit,
- * abort, prepare, and the abort that a backend exiting inside a transaction
- * runs) the buffer is pushed into its database's ring with the matching
- * status, so an event survives the rollback of the transaction that recorded
+ * buffer of this backend.  The buffer is pushed into its database's ring at
+ * the end of the top-level transaction, with the matching status: commit,
+ * abort, prepare, or the abort that a backend exiting inside a transaction
+ * runs.  So an event survives the rollback of the transaction that recorded
  * it.  A buffer that grows past HG_OPEN_PUSH_EVENTS events or
  * HG_OPEN_PUSH_BYTES bytes is pushed at once with status 'open', which keeps
  * a long transaction from holding unbounded memory.
@@ -658,7 +658,7 @@ wake_or_start_sealer(HgAuditSlot *slot, bool urgent)
  * Copy the entries at data[0..len) into the ring, as many at a time as fit,
  * and sleep until the sealer frees space whenever none fits.  Every entry
  * is at most a quarter of the ring (checked when it is recorded), so each
- * eventually fits.  The caller holds interrupts.
+ * eventually fits.  The caller must hold interrupts (HOLD_INTERRUPTS).
  */
 static void
 ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
@@ -1240,9 +1240,9 @@ hg_audit_note(PG_FUNCTION_ARGS)
 
 /*
  * AFTER INSERT statement trigger of audit_queue: wake the sealer when the
- * transaction commits, so that rows inserted with SQL (by pg_restore, or by
- * a superuser queueing records by hand) are sealed as promptly as those of
- * hg_audit_record_in_xact(), whose heap inserts fire no trigger.  Without a
+ * transaction commits.  Rows inserted with SQL, by pg_restore or by a
+ * superuser queueing records by hand, are then sealed as promptly as those
+ * of hg_audit_record_in_xact(), whose heap inserts fire no trigger.  Without a
  * preloaded library or a free slot it does nothing: the rows wait for the
  * next sealer, which is better than failing a restore.
  */
