@@ -31,6 +31,7 @@ OBJS = \
 	src/auditqueue.o \
 	src/sealer.o \
 	src/auditchain.o \
+	src/auditpack.o \
 	src/auditretention.o
 
 DATA = hipaa_guard--0.1.0.sql

@@ -68,7 +68,13 @@ SELECT sealer_pid = (SELECT pid FROM pg_stat_activity
   FROM hipaa_guard.audit_status();
 SELECT seq - :start_seq AS seq, block - :start_block AS block, kind, command, columns, rows,
        status, detail
-  FROM hipaa_guard.audit_log WHERE seq > :start_seq ORDER BY seq;
+  FROM hipaa_guard.audit_trail WHERE seq > :start_seq ORDER BY seq;
+-- They are stored packed in one row of audit_log, as the bytes that are
+-- hashed; the row's other columns summarize them for the indexes.
+SELECT first_seq - :start_seq AS first_seq, last_seq - :start_seq AS last_seq,
+       block - :start_block AS block, logged_from <= logged_to AS ordered, patients,
+       position(convert_to('regress record 3', 'UTF8') IN records) > 0 AS holds_record_3
+  FROM hipaa_guard.audit_log WHERE last_seq > :start_seq ORDER BY first_seq;
 SELECT block - :start_block AS block, first_seq - :start_seq AS first_seq,
        last_seq - :start_seq AS last_seq, pg_catalog.length(hash) AS hash_bytes
   FROM hipaa_guard.audit_block WHERE block > :start_block ORDER BY block;
@@ -97,8 +103,8 @@ SELECT label, audit_error_of(pg_catalog.format('SELECT * FROM hipaa_guard.verify
 -- its triggers are on.
 SELECT label, audit_error_of(query) AS result
   FROM (VALUES
-    ('update log', 'UPDATE hipaa_guard.audit_log SET detail = ''x'' WHERE seq = ' || (:start_seq + 1)),
-    ('delete log', 'DELETE FROM hipaa_guard.audit_log WHERE seq = ' || (:start_seq + 1)),
+    ('update log', 'UPDATE hipaa_guard.audit_log SET records = ''\x'' WHERE last_seq > ' || :start_seq),
+    ('delete log', 'DELETE FROM hipaa_guard.audit_log WHERE last_seq > ' || :start_seq),
     ('truncate log', 'TRUNCATE hipaa_guard.audit_log'),
     ('update block', 'UPDATE hipaa_guard.audit_block SET sealed_at = now() WHERE block = ' || :last_block),
     ('delete block', 'DELETE FROM hipaa_guard.audit_block WHERE block = ' || :last_block),
@@ -119,7 +125,7 @@ GRANT ALL ON hipaa_guard.audit_log, hipaa_guard.audit_block, hipaa_guard.audit_q
 SET ROLE regress_audit_writer;
 SELECT label, audit_error_of(query) AS result
   FROM (VALUES
-    ('update log', 'UPDATE hipaa_guard.audit_log SET detail = ''x'''),
+    ('update log', 'UPDATE hipaa_guard.audit_log SET records = ''\x'''),
     ('delete log', 'DELETE FROM hipaa_guard.audit_log'),
     ('truncate log', 'TRUNCATE hipaa_guard.audit_log'),
     ('delete block', 'DELETE FROM hipaa_guard.audit_block')) AS t(label, query);
@@ -135,35 +141,60 @@ CREATE ROLE regress_audit_auditor IN ROLE hipaa_auditor;
 SET ROLE regress_audit_auditor;
 SELECT ok FROM hipaa_guard.verify_audit_chain();
 SELECT count(*) > 0 AS reads_log FROM hipaa_guard.audit_log;
+SELECT count(*) > 0 AS reads_trail FROM hipaa_guard.audit_trail;
 SELECT count(*) > 0 AS reads_export FROM hipaa_guard.audit_export;
 SELECT audit_error_of('INSERT INTO hipaa_guard.audit_queue (logged_at, kind) VALUES (now(), ''read'')') AS insert_queue;
 SELECT audit_error_of('SELECT hipaa_guard.audit_note(''hello'')') AS note;
 RESET ROLE;
 
+-- The tampering below rewrites the packed bytes as an attacker would, with
+-- the helpers of test/lib/audit_tamper.sql, and puts the rows back after
+-- each case from this copy.
+\set ECHO none
+\i test/lib/audit_tamper.sql
+\set ECHO all
+CREATE TEMP TABLE saved_rows AS
+SELECT * FROM hipaa_guard.audit_log WHERE last_seq > :start_seq;
+CREATE FUNCTION pg_temp.restore_rows() RETURNS void LANGUAGE sql AS $$
+UPDATE hipaa_guard.audit_log AS l
+   SET records = s.records, last_seq = s.last_seq, patients = s.patients,
+       logged_from = s.logged_from, logged_to = s.logged_to
+  FROM saved_rows AS s
+ WHERE l.first_seq = s.first_seq
+$$;
+
 -- Tampering 1: a superuser edits a sealed record with the triggers off.
--- The block's hash no longer matches; undone afterwards.
+-- The block's hash no longer matches.
 BEGIN;
 ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log SET detail = 'edited' WHERE seq = :start_seq + 3;
+SELECT pg_temp.tamper_edit(:start_seq + 3, 22, 'edited');
 ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
 COMMIT;
+SELECT detail FROM hipaa_guard.audit_trail WHERE seq = :start_seq + 3;
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq, reason FROM audit_verdict();
 BEGIN;
 ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log SET detail = 'regress record 3' WHERE seq = :start_seq + 3;
+SELECT pg_temp.restore_rows();
 ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
 COMMIT;
 SELECT * FROM audit_verdict();
 
--- Tampering 2: a superuser deletes a sealed record; put back afterwards.
-CREATE TEMP TABLE deleted_record AS
-SELECT * FROM hipaa_guard.audit_log WHERE seq = :start_seq + 2;
+-- Tampering 2: a superuser deletes a sealed record and shortens its row's
+-- range to match.
+BEGIN;
 ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-DELETE FROM hipaa_guard.audit_log WHERE seq = :start_seq + 2;
+SELECT pg_temp.tamper_delete(:start_seq + 2);
 ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
+SELECT count(*) AS records_left FROM hipaa_guard.audit_trail
+ WHERE seq > :start_seq AND seq <= :start_seq + 5;
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
   FROM audit_verdict();
-INSERT INTO hipaa_guard.audit_log SELECT * FROM deleted_record;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
+SELECT pg_temp.restore_rows();
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
 SELECT * FROM audit_verdict();
 
 -- Tampering 3: a superuser inserts a forged record after the last sealed
@@ -172,32 +203,80 @@ SELECT * FROM audit_verdict();
 -- themselves, so the end of the chain is read again once they are sealed.
 SELECT audit_wait_sealed(0) AS sealed;
 SELECT block AS last_block, last_seq AS last_seq FROM hipaa_guard.audit_digest() \gset
-INSERT INTO hipaa_guard.audit_log (seq, block, logged_at, kind, detail)
-VALUES (:last_seq + 1, :last_block, now(), 'read', 'forged');
+INSERT INTO hipaa_guard.audit_log (first_seq, last_seq, block, logged_from, logged_to, records)
+VALUES (:last_seq + 1, :last_seq + 1, :last_block, now(), now(),
+        pg_temp.tamper_record(:last_seq + 1, 'read', 'forged'));
+SELECT kind, detail FROM hipaa_guard.audit_trail WHERE seq = :last_seq + 1;
 SELECT ok, failed_block, failed_seq - :last_seq AS failed_seq, reason FROM audit_verdict();
 BEGIN;
 ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-DELETE FROM hipaa_guard.audit_log WHERE seq = :last_seq + 1;
+DELETE FROM hipaa_guard.audit_log WHERE first_seq = :last_seq + 1;
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
+SELECT * FROM audit_verdict();
+-- The same record slipped into a sealed row, whose range is left alone.
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
+UPDATE hipaa_guard.audit_log
+   SET records = records || pg_temp.tamper_record(last_seq + 1, 'read', 'forged')
+ WHERE first_seq = (SELECT min(first_seq) FROM saved_rows);
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
+SELECT ok, failed_block - :start_block AS failed_block, reason FROM audit_verdict();
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
+SELECT pg_temp.restore_rows();
 ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
 COMMIT;
 SELECT * FROM audit_verdict();
 
--- Tampering 4: a superuser swaps the seqs of two records, which reorders
--- them; swapped back afterwards.
+-- Tampering 4: a superuser swaps the places of two records, which
+-- reorders them.
 BEGIN;
 ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log SET seq = -1 WHERE seq = :start_seq + 4;
-UPDATE hipaa_guard.audit_log SET seq = :start_seq + 4 WHERE seq = :start_seq + 5;
-UPDATE hipaa_guard.audit_log SET seq = :start_seq + 5 WHERE seq = -1;
+SELECT pg_temp.tamper_swap(:start_seq + 4, :start_seq + 5);
 ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
 COMMIT;
-SELECT detail FROM hipaa_guard.audit_log WHERE seq IN (:start_seq + 4, :start_seq + 5) ORDER BY seq;
-SELECT ok, failed_block - :start_block AS failed_block, failed_seq, reason FROM audit_verdict();
+SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
+  FROM audit_verdict();
 BEGIN;
 ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log SET seq = -1 WHERE seq = :start_seq + 4;
-UPDATE hipaa_guard.audit_log SET seq = :start_seq + 4 WHERE seq = :start_seq + 5;
-UPDATE hipaa_guard.audit_log SET seq = :start_seq + 5 WHERE seq = -1;
+SELECT pg_temp.restore_rows();
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
+SELECT * FROM audit_verdict();
+
+-- The unhashed columns that the indexes use are checked too: a row whose
+-- time range or patients were changed would hide its records from the
+-- auditors' functions.
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
+UPDATE hipaa_guard.audit_log SET logged_to = logged_to - interval '1 day'
+ WHERE first_seq = (SELECT min(first_seq) FROM saved_rows);
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
+SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
+  FROM audit_verdict();
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
+SELECT pg_temp.restore_rows();
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
+SELECT * FROM audit_verdict();
+-- A record whose bytes end early is malformed; the views refuse to show it.
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
+UPDATE hipaa_guard.audit_log SET records = substring(records FROM 1 FOR length(records) - 3)
+ WHERE first_seq = (SELECT min(first_seq) FROM saved_rows);
+ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
+COMMIT;
+SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
+  FROM audit_verdict();
+SELECT pg_catalog.regexp_replace(audit_error_of('SELECT count(*) FROM hipaa_guard.audit_trail'),
+                                  '[0-9]+ is', 'N is') AS read_malformed;
+BEGIN;
+ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
+SELECT pg_temp.restore_rows();
 ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
 COMMIT;
 SELECT * FROM audit_verdict();

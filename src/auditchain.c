@@ -54,9 +54,6 @@ struct HgAuditHasher
 	EVP_MD	   *md;
 	EVP_MD_CTX *record_ctx;
 	EVP_MD_CTX *block_ctx;
-	StringInfoData bytes;		/* the record being hashed */
-	FmgrInfo	array_out;
-	MemoryContext scratch;		/* text forms of one record */
 	MemoryContextCallback cleanup;
 };
 
@@ -100,137 +97,15 @@ hg_audit_hasher_create(void)
 	hasher->block_ctx = EVP_MD_CTX_new();
 	if (hasher->md == NULL || hasher->record_ctx == NULL || hasher->block_ctx == NULL)
 		openssl_failed();
-	initStringInfo(&hasher->bytes);
-	fmgr_info(F_ARRAY_OUT, &hasher->array_out);
-	hasher->scratch = AllocSetContextCreate(CurrentMemoryContext, "hipaa_guard record hash",
-											ALLOCSET_SMALL_SIZES);
 	return hasher;
 }
 
-static void
-append_field(StringInfo buf, const char *data, int len)
-{
-	uint32		be_len = pg_hton32((uint32) len);
-
-	appendBinaryStringInfo(buf, (const char *) &be_len, 4);
-	appendBinaryStringInfo(buf, data, len);
-}
-
-static void
-append_null(StringInfo buf)
-{
-	static const char null_marker[4] = {'\xff', '\xff', '\xff', '\xff'};
-
-	appendBinaryStringInfo(buf, null_marker, 4);
-}
-
-static void
-append_int64(StringInfo buf, int64 value)
-{
-	char		digits[MAXINT8LEN + 1];
-
-	append_field(buf, digits, pg_lltoa(value, digits));
-}
-
-static void
-append_uint64(StringInfo buf, uint64 value)
-{
-	char		digits[MAXINT8LEN + 1];
-
-	append_field(buf, digits, pg_ulltoa_n(value, digits));
-}
-
-/* Text in UTF-8, which the format prescribes whatever the server encoding. */
-static void
-append_text(StringInfo buf, Datum value)
-{
-	text	   *t = DatumGetTextPP(value);
-	int			len = VARSIZE_ANY_EXHDR(t);
-	char	   *utf8 = pg_server_to_any(VARDATA_ANY(t), len, PG_UTF8);
-
-	append_field(buf, utf8, utf8 == VARDATA_ANY(t) ? len : (int) strlen(utf8));
-}
-
-/*
- * A timestamp as microseconds since the Unix epoch.  The sealer never stores
- * infinity (see normalize_logged_at), so a row that has it was written by
- * hand; its hash uses the words that PostgreSQL prints.
- */
-static void
-append_unix_usecs(StringInfo buf, TimestampTz ts)
-{
-	int64		usecs;
-
-	if (TIMESTAMP_IS_NOBEGIN(ts))
-		append_field(buf, "-infinity", 9);
-	else if (TIMESTAMP_IS_NOEND(ts) || pg_add_s64_overflow(ts, UNIX_EPOCH_OFFSET_USECS, &usecs))
-		append_field(buf, "infinity", 8);
-	else
-		append_int64(buf, usecs);
-}
-
-static void
-append_array(HgAuditHasher *hasher, Datum value)
-{
-	char	   *s = OutputFunctionCall(&hasher->array_out, value);
-
-	append_text(&hasher->bytes, CStringGetTextDatum(s));
-}
-
-/* The text form of one audit_log column, as docs/audit-format.md lists it. */
-static void
-append_column(HgAuditHasher *hasher, int att, Datum value)
-{
-	StringInfo	buf = &hasher->bytes;
-
-	switch (att - HG_LOG_FIRST_QUEUE_ATT)
-	{
-		case HG_QUEUE_LOGGED_AT:
-			append_unix_usecs(buf, DatumGetTimestampTz(value));
-			break;
-		case HG_QUEUE_ROWS:
-		case HG_QUEUE_DECRYPTS:
-		case HG_QUEUE_QUERY_ID:
-			append_int64(buf, DatumGetInt64(value));
-			break;
-		case HG_QUEUE_XID:
-			append_uint64(buf, U64FromFullTransactionId(DatumGetFullTransactionId(value)));
-			break;
-		case HG_QUEUE_COLUMNS:
-		case HG_QUEUE_PATIENTS:
-			append_array(hasher, value);
-			break;
-		default:
-			append_text(buf, value);
-			break;
-	}
-}
-
-/*
- * Compute R, the SHA-256 of a record's 22 hashed fields, from an audit_log
- * row's values (seq and the 21 columns after block).
- */
+/* Compute R, the SHA-256 of a record's bytes (see auditpack.c). */
 void
-hg_audit_record_hash(HgAuditHasher *hasher, const Datum *values, const bool *nulls,
-					 uint8 *out)
+hg_audit_record_hash(HgAuditHasher *hasher, const char *bytes, Size len, uint8 *out)
 {
-	MemoryContext old_context = MemoryContextSwitchTo(hasher->scratch);
-	StringInfo	buf = &hasher->bytes;
-
-	resetStringInfo(buf);
-	append_int64(buf, DatumGetInt64(values[HG_LOG_SEQ]));
-	for (int att = HG_LOG_FIRST_QUEUE_ATT; att < HG_LOG_NATTS; att++)
-	{
-		if (nulls[att])
-			append_null(buf);
-		else
-			append_column(hasher, att, values[att]);
-	}
-	MemoryContextSwitchTo(old_context);
-	MemoryContextReset(hasher->scratch);
-
 	if (EVP_DigestInit_ex(hasher->record_ctx, hasher->md, NULL) != 1 ||
-		EVP_DigestUpdate(hasher->record_ctx, buf->data, buf->len) != 1 ||
+		EVP_DigestUpdate(hasher->record_ctx, bytes, len) != 1 ||
 		EVP_DigestFinal_ex(hasher->record_ctx, out, NULL) != 1)
 		openssl_failed();
 }
@@ -544,8 +419,8 @@ typedef struct Receipt
 typedef struct ChainWalk
 {
 	KeyScan		blocks;
-	KeyScan		records;
-	bool		have_record;	/* records.slot holds the next record */
+	KeyScan		rows;			/* audit_log, in first_seq order */
+	bool		have_row;		/* rows.slot holds the next packed row */
 	HgAuditHasher *hasher;
 	int64		next_block;
 	int64		next_seq;
@@ -617,28 +492,125 @@ check_block_header(ChainWalk *walk, int64 block, int64 first_seq, int64 last_seq
 				block, block - 1);
 }
 
-static bool
-text_equals(Datum value, const char *expected)
-{
-	text	   *t = DatumGetTextPP(value);
-	size_t		len = strlen(expected);
-
-	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), expected, len) == 0;
-}
-
 /* Note the sealed event of the latest purge receipt when the walk meets it. */
 static void
-note_receipt_event(Receipt *receipt, const Datum *values, const bool *nulls)
+note_receipt_event(Receipt *receipt, const HgAuditField *fields)
 {
-	const int	kind = HG_LOG_FIRST_QUEUE_ATT + HG_QUEUE_KIND;
-	const int	command = HG_LOG_FIRST_QUEUE_ATT + HG_QUEUE_KIND + 1;
-	const int	detail = HG_LOG_FIRST_QUEUE_ATT + HG_QUEUE_NATTS - 1;
+	const int	kind = 1 + HG_QUEUE_KIND;
 
-	if (!receipt->present || receipt->sealed || nulls[kind] || nulls[command] || nulls[detail])
+	if (!receipt->present || receipt->sealed)
 		return;
-	if (text_equals(values[kind], "retention") && text_equals(values[command], "PURGE AUDIT") &&
-		text_equals(values[detail], receipt->detail))
+	if (hg_audit_field_equals(&fields[kind], "retention") &&
+		hg_audit_field_equals(&fields[kind + 1], "PURGE AUDIT") &&
+		hg_audit_field_equals(&fields[HG_RECORD_NFIELDS - 1], receipt->detail))
 		receipt->sealed = true;
+}
+
+/* The values that a packed row's unhashed columns must match. */
+typedef struct RowSummary
+{
+	TimestampTz logged_from;
+	TimestampTz logged_to;
+	List	   *patients;
+} RowSummary;
+
+static bool
+summarize_record(RowSummary *summary, const HgAuditField *fields, bool first)
+{
+	TimestampTz logged_at;
+
+	if (!hg_audit_field_timestamp(&fields[1 + HG_QUEUE_LOGGED_AT], &logged_at))
+		return false;
+	if (first || logged_at < summary->logged_from)
+		summary->logged_from = logged_at;
+	if (first || logged_at > summary->logged_to)
+		summary->logged_to = logged_at;
+	if (fields[1 + HG_QUEUE_PATIENTS].len >= 0)
+	{
+		bool		ok;
+		Datum		patients = hg_audit_field_array(&fields[1 + HG_QUEUE_PATIENTS], &ok);
+
+		if (!ok)
+			return false;
+		summary->patients = hg_audit_collect_patients(summary->patients, patients);
+	}
+	return true;
+}
+
+/* Whether a row's logged_from, logged_to and patients match its records. */
+static bool
+summary_matches(const RowSummary *summary, const Datum *values, const bool *nulls)
+{
+	bool		union_null;
+	Datum		patient_union = hg_audit_patient_union(summary->patients, &union_null);
+
+	if (nulls[HG_LOG_LOGGED_FROM] || nulls[HG_LOG_LOGGED_TO] ||
+		DatumGetTimestampTz(values[HG_LOG_LOGGED_FROM]) != summary->logged_from ||
+		DatumGetTimestampTz(values[HG_LOG_LOGGED_TO]) != summary->logged_to)
+		return false;
+	if (union_null || nulls[HG_LOG_PATIENTS])
+		return union_null && nulls[HG_LOG_PATIENTS];
+	return hg_audit_arrays_equal(patient_union, values[HG_LOG_PATIENTS]);
+}
+
+/*
+ * Hash the records of the packed row in walk->rows.slot, which must hold
+ * exactly the records first_seq..last_seq, into the block hash.
+ */
+static bool
+walk_row(ChainWalk *walk, int64 block, int64 first_seq, int64 last_seq)
+{
+	VerifyResult *r = walk->result;
+	Datum	   *values = walk->rows.slot->tts_values;
+	bool	   *nulls = walk->rows.slot->tts_isnull;
+	bytea	   *packed;
+	const char *data;
+	Size		len;
+	Size		offset = 0;
+	int64		seq = first_seq;
+	RowSummary	summary;
+
+	if (nulls[HG_LOG_RECORDS])
+		return fail(r, true, block, true, first_seq,
+					"records " INT64_FORMAT " to " INT64_FORMAT " are missing: their row holds no bytes",
+					first_seq, last_seq);
+	packed = DatumGetByteaPP(values[HG_LOG_RECORDS]);
+	data = VARDATA_ANY(packed);
+	len = VARSIZE_ANY_EXHDR(packed);
+	memset(&summary, 0, sizeof(summary));
+	while (offset < len)
+	{
+		HgAuditField fields[HG_RECORD_NFIELDS];
+		Size		start = offset;
+		int64		record_seq;
+		uint8		record_hash[HG_AUDIT_HASH_LEN];
+
+		if (seq > last_seq)
+			return fail(r, true, block, true, seq,
+						"the row of records " INT64_FORMAT " to " INT64_FORMAT " holds more records: a record was inserted",
+						first_seq, last_seq);
+		if (!hg_audit_split_record(data, len, &offset, fields) ||
+			!hg_audit_field_int64(&fields[0], &record_seq) ||
+			!summarize_record(&summary, fields, seq == first_seq))
+			return fail(r, true, block, true, seq,
+						"record " INT64_FORMAT " is malformed", seq);
+		if (record_seq != seq)
+			return fail(r, true, block, true, seq,
+						"record " INT64_FORMAT " of block " INT64_FORMAT " is stored as record " INT64_FORMAT ": records were removed, inserted or reordered",
+						seq, block, record_seq);
+		hg_audit_record_hash(walk->hasher, data + start, offset - start, record_hash);
+		hg_audit_block_add(walk->hasher, record_hash);
+		note_receipt_event(walk->receipt, fields);
+		seq++;
+	}
+	if (seq <= last_seq)
+		return fail(r, true, block, true, seq,
+					"record " INT64_FORMAT " of block " INT64_FORMAT " is missing", seq, block);
+	if (!summary_matches(&summary, values, nulls))
+		return fail(r, true, block, true, first_seq,
+					"logged_from, logged_to or patients of the row of records " INT64_FORMAT " to " INT64_FORMAT " does not match its records",
+					first_seq, last_seq);
+	return true;
 }
 
 /* Hash the records first_seq..last_seq of a block into the block hash. */
@@ -646,31 +618,35 @@ static bool
 walk_block_records(ChainWalk *walk, int64 block, int64 first_seq, int64 last_seq)
 {
 	VerifyResult *r = walk->result;
+	int64		seq = first_seq;
 
-	for (int64 seq = first_seq; seq <= last_seq; seq++)
+	while (seq <= last_seq)
 	{
-		Datum	   *values = walk->records.slot->tts_values;
-		bool	   *nulls = walk->records.slot->tts_isnull;
-		uint8		record_hash[HG_AUDIT_HASH_LEN];
-		int64		record_seq;
+		Datum	   *values = walk->rows.slot->tts_values;
+		int64		row_first;
+		int64		row_last;
 
 		CHECK_FOR_INTERRUPTS();
-		record_seq = walk->have_record ? DatumGetInt64(values[HG_LOG_SEQ]) : 0;
-		if (!walk->have_record || record_seq > seq)
+		row_first = walk->have_row ? DatumGetInt64(values[HG_LOG_FIRST_SEQ]) : 0;
+		if (!walk->have_row || row_first > seq)
 			return fail(r, true, block, true, seq,
 						"record " INT64_FORMAT " of block " INT64_FORMAT " is missing", seq, block);
-		if (record_seq < seq)
-			return fail(r, true, block, true, record_seq,
-						"record " INT64_FORMAT " lies outside every block or repeats a seq", record_seq);
+		if (row_first < seq)
+			return fail(r, true, block, true, row_first,
+						"record " INT64_FORMAT " lies outside every block or repeats a seq", row_first);
+		row_last = DatumGetInt64(values[HG_LOG_LAST_SEQ]);
 		if (DatumGetInt64(values[HG_LOG_BLOCK]) != block)
 			return fail(r, true, block, true, seq,
-						"record " INT64_FORMAT " names block " INT64_FORMAT ", but lies in the range of block " INT64_FORMAT,
-						seq, DatumGetInt64(values[HG_LOG_BLOCK]), block);
-
-		hg_audit_record_hash(walk->hasher, values, nulls, record_hash);
-		hg_audit_block_add(walk->hasher, record_hash);
-		note_receipt_event(walk->receipt, values, nulls);
-		walk->have_record = key_scan_next(&walk->records, ForwardScanDirection);
+						"records " INT64_FORMAT " to " INT64_FORMAT " name block " INT64_FORMAT ", but lie in the range of block " INT64_FORMAT,
+						seq, row_last, DatumGetInt64(values[HG_LOG_BLOCK]), block);
+		if (row_last < row_first || row_last > last_seq)
+			return fail(r, true, block, true, seq,
+						"the row of records " INT64_FORMAT " to " INT64_FORMAT " does not fit in block " INT64_FORMAT ", which ends at record " INT64_FORMAT,
+						row_first, row_last, block, last_seq);
+		if (!walk_row(walk, block, row_first, row_last))
+			return false;
+		seq = row_last + 1;
+		walk->have_row = key_scan_next(&walk->rows, ForwardScanDirection);
 	}
 	return true;
 }
@@ -833,15 +809,15 @@ verify_chain(Snapshot snapshot, Anchor *head_file, Anchor *digest, VerifyResult 
 		memcpy(walk.prev_hash, receipt.last_hash, HG_AUDIT_HASH_LEN);
 	}
 	key_scan_open(&walk.blocks, block_rel, snapshot);
-	key_scan_open(&walk.records, log_rel, snapshot);
-	walk.have_record = key_scan_next(&walk.records, ForwardScanDirection);
+	key_scan_open(&walk.rows, log_rel, snapshot);
+	walk.have_row = key_scan_next(&walk.rows, ForwardScanDirection);
 
 	while (ok && key_scan_next(&walk.blocks, ForwardScanDirection))
 		ok = walk_block(&walk, head_file, digest);
-	if (ok && walk.have_record)
-		ok = fail(r, false, 0, true, DatumGetInt64(walk.records.slot->tts_values[HG_LOG_SEQ]),
+	if (ok && walk.have_row)
+		ok = fail(r, false, 0, true, DatumGetInt64(walk.rows.slot->tts_values[HG_LOG_FIRST_SEQ]),
 				  "record " INT64_FORMAT " lies outside every block",
-				  DatumGetInt64(walk.records.slot->tts_values[HG_LOG_SEQ]));
+				  DatumGetInt64(walk.rows.slot->tts_values[HG_LOG_FIRST_SEQ]));
 	if (ok)
 		ok = check_anchor(r, head_file, &receipt, "the high-water file");
 	if (ok)
@@ -851,7 +827,7 @@ verify_chain(Snapshot snapshot, Anchor *head_file, Anchor *digest, VerifyResult 
 				  "the purge receipt through block " INT64_FORMAT " is not sealed in the chain: audit_purges was changed",
 				  receipt.through_block);
 
-	key_scan_close(&walk.records);
+	key_scan_close(&walk.rows);
 	key_scan_close(&walk.blocks);
 	table_close(log_rel, AccessShareLock);
 	table_close(block_rel, AccessShareLock);

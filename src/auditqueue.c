@@ -153,6 +153,10 @@ static HgAuditSlot *my_slot = NULL;
 static bool wake_sealer_at_commit = false;
 static bool callbacks_registered = false;
 
+/* The sealer's copy of the entries of the block it seals. */
+static char *batch_buffer = NULL;
+static Size batch_capacity = 0;
+
 /* Per-session caches of values that do not change while connected. */
 static Oid	queue_relid = InvalidOid;
 static char *cached_database = NULL;
@@ -485,8 +489,11 @@ ring_copy_in(HgAuditSlot *slot, uint64 pos, const char *src, Size len)
 }
 
 /*
- * Copy up to max_events entries out of the ring into memory of the current
- * context.  Their space stays taken until hg_audit_ring_release().
+ * Copy up to max_events entries out of the ring into a buffer that the next
+ * call reuses.  Their space stays taken until hg_audit_ring_release().  The
+ * buffer outlives the sealer's per-block memory: a megabyte allocated and
+ * freed per block would come from the kernel, page fault by page fault,
+ * every time.
  */
 void
 hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch)
@@ -516,7 +523,14 @@ hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch)
 	}
 
 	batch->len = pos - start;
-	batch->data = palloc(Max(batch->len, 1));
+	if (batch_buffer == NULL || batch_capacity < batch->len)
+	{
+		if (batch_buffer != NULL)
+			pfree(batch_buffer);
+		batch_capacity = Max(batch->len, 64 * 1024);
+		batch_buffer = MemoryContextAlloc(TopMemoryContext, batch_capacity);
+	}
+	batch->data = batch_buffer;
 	ring_copy_out(slot, start, batch->data, batch->len);
 	batch->nevents = nevents;
 	batch->end_pos = pos;

@@ -11,6 +11,8 @@
 #include "postgres.h"
 
 #include "access/htup.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 #include "storage/itemptr.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
@@ -36,10 +38,26 @@ extern int	hg_audit_seal_interval;
 #define HG_QUEUE_STATUS			16
 #define HG_QUEUE_QUERY_ID		17
 
-#define HG_LOG_NATTS			(HG_QUEUE_NATTS + 2)
-#define HG_LOG_SEQ				0
-#define HG_LOG_BLOCK			1
-#define HG_LOG_FIRST_QUEUE_ATT	2	/* audit_log attno - 1 of logged_at */
+/* A sealed record's hashed fields: seq, then the columns of audit_queue. */
+#define HG_RECORD_NFIELDS		(HG_QUEUE_NATTS + 1)
+
+/* Columns of hipaa_guard.audit_log, each row a run of packed records. */
+#define HG_LOG_NATTS			7
+#define HG_LOG_FIRST_SEQ		0
+#define HG_LOG_LAST_SEQ			1
+#define HG_LOG_BLOCK			2
+#define HG_LOG_LOGGED_FROM		3
+#define HG_LOG_LOGGED_TO		4
+#define HG_LOG_PATIENTS			5
+#define HG_LOG_RECORDS			6
+
+/*
+ * Bytes of records after which the sealer starts a new row, so that a row
+ * with its patients stays within one heap page, which the table's
+ * toast_tuple_target lets it fill.  A single larger record is stored alone
+ * and moved out of line.
+ */
+#define HG_LOG_ROW_BYTES		6000
 
 #define HG_BLOCK_NATTS			6
 
@@ -105,13 +123,37 @@ extern PGDLLEXPORT void hg_sealer_main(Datum main_arg);
 typedef struct HgAuditHasher HgAuditHasher;
 
 extern HgAuditHasher *hg_audit_hasher_create(void);
-extern void hg_audit_record_hash(HgAuditHasher *hasher, const Datum *values,
-								 const bool *nulls, uint8 *out);
+extern void hg_audit_record_hash(HgAuditHasher *hasher, const char *bytes, Size len,
+								 uint8 *out);
 extern void hg_audit_block_begin(HgAuditHasher *hasher, const uint8 *prev_hash,
 								 int64 block, int64 first_seq, int64 last_seq,
 								 TimestampTz sealed_at);
 extern void hg_audit_block_add(HgAuditHasher *hasher, const uint8 *record_hash);
 extern void hg_audit_block_finish(HgAuditHasher *hasher, uint8 *out);
+
+/* ----------------------------------------------------------------
+ *		The packed records' format (auditpack.c)
+ * ---------------------------------------------------------------- */
+
+/* One field of a record's bytes; len is -1 for NULL. */
+typedef struct HgAuditField
+{
+	const char *data;
+	int			len;
+} HgAuditField;
+
+extern void hg_audit_encode_record(StringInfo buf, int64 seq, const Datum *values,
+								   const bool *nulls);
+extern bool hg_audit_split_record(const char *data, Size len, Size *offset,
+								  HgAuditField *fields);
+extern bool hg_audit_field_int64(const HgAuditField *field, int64 *value);
+extern bool hg_audit_field_equals(const HgAuditField *field, const char *expected);
+extern char *hg_audit_field_cstring(const HgAuditField *field);
+extern bool hg_audit_field_timestamp(const HgAuditField *field, TimestampTz *ts);
+extern Datum hg_audit_field_array(const HgAuditField *field, bool *ok);
+extern List *hg_audit_collect_patients(List *patients, Datum array);
+extern Datum hg_audit_patient_union(List *patients, bool *isnull);
+extern bool hg_audit_arrays_equal(Datum a, Datum b);
 
 /* The latest sealed block, read in the caller's transaction. */
 typedef struct HgAuditHead

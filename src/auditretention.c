@@ -32,6 +32,29 @@ run_delete(const char *sql, int64 bound)
 	return SPI_processed;
 }
 
+/* Delete the packed rows of records up to through_seq; returns the records. */
+static uint64
+delete_records(int64 through_seq)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(through_seq)};
+	uint64		records = 0;
+
+	if (SPI_execute_with_args("DELETE FROM hipaa_guard.audit_log WHERE first_seq OPERATOR(pg_catalog.<=) $1"
+							  " RETURNING last_seq OPERATOR(pg_catalog.-) first_seq OPERATOR(pg_catalog.+) 1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "could not delete purged audit records");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		count = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			records += DatumGetInt64(count);
+	}
+	return records;
+}
+
 /*
  * hipaa_guard.purge_audit_blocks(through_block, through_seq): delete the
  * sealed blocks up to through_block and their records.  Returns the number
@@ -54,8 +77,7 @@ hg_purge_audit_blocks(PG_FUNCTION_ARGS)
 	hg_audit_purging = true;
 	PG_TRY();
 	{
-		records = run_delete("DELETE FROM hipaa_guard.audit_log WHERE seq OPERATOR(pg_catalog.<=) $1",
-							 through_seq);
+		records = delete_records(through_seq);
 		(void) run_delete("DELETE FROM hipaa_guard.audit_block WHERE block OPERATOR(pg_catalog.<=) $1",
 						  through_block);
 	}

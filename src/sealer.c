@@ -79,9 +79,16 @@
 /* True in the sealing worker: the queue guard lets it delete sealed rows. */
 bool		hg_sealer_active = false;
 
+/*
+ * Largest memory block of the sealer's per-block contexts.  Larger blocks
+ * are mapped from the kernel and unmapped at each reset, and touching them
+ * again page faults; smaller ones stay in malloc's heap between blocks.
+ */
+#define HG_SMALL_BLOCKS_MAXSIZE	(64 * 1024)
+
 /* A table of the trail opened for inserts through the executor. */
-/* Rows buffered for one multi-insert, which writes far less WAL. */
-#define HG_WRITER_BUFFER_ROWS	512
+/* Packed rows buffered for one multi-insert, which writes far less WAL. */
+#define HG_WRITER_BUFFER_ROWS	32
 
 typedef struct TrailWriter
 {
@@ -222,7 +229,9 @@ writer_open(TrailWriter *writer, Relation rel, bool buffered)
 	{
 		/* Made here, in the block's context: rows are formed in per-record ones. */
 		writer->buffer_cxt = AllocSetContextCreate(CurrentMemoryContext, "hipaa_guard sealed rows",
-												   ALLOCSET_DEFAULT_SIZES);
+												   ALLOCSET_DEFAULT_MINSIZE,
+												   ALLOCSET_DEFAULT_INITSIZE,
+												   HG_SMALL_BLOCKS_MAXSIZE);
 		writer->bistate = GetBulkInsertState();
 		for (int i = 0; i < HG_WRITER_BUFFER_ROWS; i++)
 			writer->buffer[i] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
@@ -361,20 +370,108 @@ normalize_logged_at(Datum *queue_values, TimestampTz sealed_at)
 		queue_values[HG_QUEUE_LOGGED_AT] = TimestampTzGetDatum(sealed_at);
 }
 
-/* Insert one record with its seq and block, and add its hash to the block. */
+/* A row of audit_log being filled with packed records. */
+typedef struct PackedRow
+{
+	StringInfoData records;		/* the records' hashed bytes, back to back */
+	int64		first_seq;
+	int64		last_seq;
+	TimestampTz logged_from;
+	TimestampTz logged_to;
+	List	   *patients;		/* of the records so far, with repeats */
+	Size		patient_bytes;
+	MemoryContext context;		/* the patients; reset with each row */
+} PackedRow;
+
 static void
-seal_record(TrailWriter *log_writer, HgAuditHasher *hasher, Datum *log_values,
-			bool *log_nulls, int64 seq, int64 block)
+packed_row_init(PackedRow *row)
+{
+	initStringInfo(&row->records);
+	row->patients = NIL;
+	row->patient_bytes = 0;
+	row->context = AllocSetContextCreate(CurrentMemoryContext, "hipaa_guard packed row",
+										 ALLOCSET_DEFAULT_MINSIZE,
+										 ALLOCSET_DEFAULT_INITSIZE,
+										 HG_SMALL_BLOCKS_MAXSIZE);
+}
+
+/* Buffer the row for insertion and empty it for the next records. */
+static void
+packed_row_flush(TrailWriter *writer, PackedRow *row, int64 block)
+{
+	Datum		values[HG_LOG_NATTS];
+	bool		nulls[HG_LOG_NATTS] = {false};
+	MemoryContext old_context;
+	bytea	   *records;
+
+	if (row->records.len == 0)
+		return;
+	old_context = MemoryContextSwitchTo(row->context);
+	records = palloc(VARHDRSZ + row->records.len);
+	SET_VARSIZE(records, VARHDRSZ + row->records.len);
+	memcpy(VARDATA(records), row->records.data, row->records.len);
+	values[HG_LOG_FIRST_SEQ] = Int64GetDatum(row->first_seq);
+	values[HG_LOG_LAST_SEQ] = Int64GetDatum(row->last_seq);
+	values[HG_LOG_BLOCK] = Int64GetDatum(block);
+	values[HG_LOG_LOGGED_FROM] = TimestampTzGetDatum(row->logged_from);
+	values[HG_LOG_LOGGED_TO] = TimestampTzGetDatum(row->logged_to);
+	values[HG_LOG_PATIENTS] = hg_audit_patient_union(row->patients, &nulls[HG_LOG_PATIENTS]);
+	values[HG_LOG_RECORDS] = PointerGetDatum(records);
+	writer_buffer(writer, values, nulls);
+	MemoryContextSwitchTo(old_context);
+
+	resetStringInfo(&row->records);
+	row->patients = NIL;
+	row->patient_bytes = 0;
+	MemoryContextReset(row->context);
+}
+
+/* Note a record's time and patients in the row's unhashed columns. */
+static void
+packed_row_summarize(PackedRow *row, const Datum *queue_values, const bool *queue_nulls,
+					 bool first)
+{
+	TimestampTz logged_at = DatumGetTimestampTz(queue_values[HG_QUEUE_LOGGED_AT]);
+	MemoryContext old_context;
+	ListCell   *cell;
+	int			before;
+
+	if (first || logged_at < row->logged_from)
+		row->logged_from = logged_at;
+	if (first || logged_at > row->logged_to)
+		row->logged_to = logged_at;
+	if (queue_nulls[HG_QUEUE_PATIENTS])
+		return;
+	old_context = MemoryContextSwitchTo(row->context);
+	before = list_length(row->patients);
+	row->patients = hg_audit_collect_patients(row->patients, queue_values[HG_QUEUE_PATIENTS]);
+	for_each_from(cell, row->patients, before)
+		row->patient_bytes += strlen(lfirst(cell));
+	MemoryContextSwitchTo(old_context);
+}
+
+/*
+ * Append one record with its seq to the row, starting a new row when the
+ * current one is full, and add the record's hash to the block.
+ */
+static void
+seal_record(TrailWriter *log_writer, PackedRow *row, HgAuditHasher *hasher,
+			const Datum *queue_values, const bool *queue_nulls, int64 seq, int64 block)
 {
 	uint8		record_hash[HG_AUDIT_HASH_LEN];
+	Size		start;
 
-	log_values[HG_LOG_SEQ] = Int64GetDatum(seq);
-	log_nulls[HG_LOG_SEQ] = false;
-	log_values[HG_LOG_BLOCK] = Int64GetDatum(block);
-	log_nulls[HG_LOG_BLOCK] = false;
-	writer_buffer(log_writer, log_values, log_nulls);
-	hg_audit_record_hash(hasher, log_values, log_nulls, record_hash);
+	if (row->records.len + row->patient_bytes >= HG_LOG_ROW_BYTES)
+		packed_row_flush(log_writer, row, block);
+	start = row->records.len;
+	if (start == 0)
+		row->first_seq = seq;
+	row->last_seq = seq;
+	hg_audit_encode_record(&row->records, seq, queue_values, queue_nulls);
+	hg_audit_record_hash(hasher, row->records.data + start, row->records.len - start,
+						 record_hash);
 	hg_audit_block_add(hasher, record_hash);
+	packed_row_summarize(row, queue_values, queue_nulls, start == 0);
 }
 
 static void
@@ -423,10 +520,9 @@ seal_block(Relation queue_rel, Relation log_rel, Relation block_rel,
 	MemoryContext record_context;
 	MemoryContext old_context;
 	TrailWriter log_writer;
-	Datum		log_values[HG_LOG_NATTS];
-	bool		log_nulls[HG_LOG_NATTS];
-	Datum	   *queue_values = &log_values[HG_LOG_FIRST_QUEUE_ATT];
-	bool	   *queue_nulls = &log_nulls[HG_LOG_FIRST_QUEUE_ATT];
+	PackedRow	row;
+	Datum		queue_values[HG_QUEUE_NATTS];
+	bool		queue_nulls[HG_QUEUE_NATTS];
 	int64		seq = first_seq;
 	Size		offset = 0;
 
@@ -434,13 +530,14 @@ seal_block(Relation queue_rel, Relation log_rel, Relation block_rel,
 										   ALLOCSET_DEFAULT_SIZES);
 	hg_audit_block_begin(hasher, prev_hash, block, first_seq, last_seq, sealed_at);
 	writer_open(&log_writer, log_rel, true);
+	packed_row_init(&row);
 
 	for (int i = 0; i < input->batch.nevents; i++)
 	{
 		old_context = MemoryContextSwitchTo(record_context);
 		offset += hg_audit_decode_entry(input->batch.data + offset, queue_values, queue_nulls);
 		normalize_logged_at(queue_values, sealed_at);
-		seal_record(&log_writer, hasher, log_values, log_nulls, seq++, block);
+		seal_record(&log_writer, &row, hasher, queue_values, queue_nulls, seq++, block);
 		MemoryContextSwitchTo(old_context);
 		MemoryContextReset(record_context);
 	}
@@ -454,13 +551,13 @@ seal_block(Relation queue_rel, Relation log_rel, Relation block_rel,
 		normalize_logged_at(queue_values, sealed_at);
 		queue_values[HG_QUEUE_STATUS] = CStringGetTextDatum(HG_STATUS_COMMITTED);
 		queue_nulls[HG_QUEUE_STATUS] = false;
-		seal_record(&log_writer, hasher, log_values, log_nulls, seq++, block);
+		seal_record(&log_writer, &row, hasher, queue_values, queue_nulls, seq++, block);
 		MemoryContextSwitchTo(old_context);
 		MemoryContextReset(record_context);
 
-		/* After the insert, which may still read the row's TOASTed values. */
 		simple_heap_delete(queue_rel, &tuple->t_self);
 	}
+	packed_row_flush(&log_writer, &row, block);
 	writer_close(&log_writer);
 
 	hg_audit_block_finish(hasher, hash);
@@ -789,7 +886,9 @@ hg_sealer_main(Datum main_arg)
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "hipaa_guard sealer",
-										 ALLOCSET_DEFAULT_SIZES);
+										 ALLOCSET_DEFAULT_MINSIZE,
+										 ALLOCSET_DEFAULT_INITSIZE,
+										 HG_SMALL_BLOCKS_MAXSIZE);
 	for (;;)
 	{
 		ResetLatch(MyLatch);

@@ -41,37 +41,50 @@ CREATE TABLE @extschema@.audit_queue (
 );
 
 -- The sealed trail.  Only the sealing worker inserts, nothing updates or
--- deletes; docs/audit-format.md gives the bytes that are hashed.
+-- deletes.  A row holds the consecutive records first_seq to last_seq of
+-- one block, packed as the bytes that are hashed (docs/audit-format.md); a
+-- heap row per record cost the sealer more than a read-heavy load leaves
+-- it.  block, logged_from, logged_to and patients are not hashed: they
+-- serve the indexes, and verify_audit_chain() checks them against the
+-- records.  The views unpack the records with audit_records().
 CREATE TABLE @extschema@.audit_log (
-    seq bigint PRIMARY KEY,
+    first_seq bigint PRIMARY KEY,
+    last_seq bigint NOT NULL,
     block bigint NOT NULL,
-    logged_at timestamptz NOT NULL,
-    kind text NOT NULL,
-    command text,
-    relation text,
-    row_key text,
-    columns text[],
-    rows bigint,
+    logged_from timestamptz NOT NULL,
+    logged_to timestamptz NOT NULL,
     patients text[],
-    decrypts bigint,
-    actor text,
-    login_role text,
-    database text,
-    os_user text,
-    client_addr text,
-    application text,
-    xid xid8,
-    status text,
-    query_id bigint,
-    statement text,
-    purpose text,
-    detail text
-);
+    records bytea NOT NULL
+) WITH (toast_tuple_target = 8160);
+-- A row stays in its heap page uncompressed: the sealer fills it to about
+-- 6 kB, and compressing costs more CPU than the space is worth here.
+ALTER TABLE @extschema@.audit_log ALTER COLUMN records SET STORAGE EXTERNAL,
+    ALTER COLUMN patients SET STORAGE EXTERNAL;
 -- Auditors ask by time window, and BRIN costs the sealer next to nothing:
--- records are sealed in time order.  Patients are looked up through GIN, and
--- only records that name patients are indexed.
-CREATE INDEX audit_log_logged_at_idx ON @extschema@.audit_log USING brin (logged_at);
+-- rows are sealed in time order.  Patients are looked up through GIN, and
+-- only rows that name patients are indexed.
+CREATE INDEX audit_log_logged_idx ON @extschema@.audit_log USING brin (logged_from, logged_to);
 CREATE INDEX audit_log_patients_idx ON @extschema@.audit_log USING gin (patients) WHERE patients IS NOT NULL;
+
+-- The records of packed audit_log rows, typed as audit_queue's columns.
+CREATE FUNCTION @extschema@.audit_records(records bytea)
+    RETURNS TABLE (seq bigint, logged_at timestamptz, kind text, command text, relation text,
+                   row_key text, columns text[], rows bigint, patients text[], decrypts bigint,
+                   actor text, login_role text, database text, os_user text, client_addr text,
+                   application text, xid xid8, status text, query_id bigint, statement text,
+                   purpose text, detail text)
+    AS 'MODULE_PATHNAME', 'hg_audit_records'
+    LANGUAGE C STRICT STABLE PARALLEL SAFE ROWS 25;
+
+-- The same records as the text of their hashed fields, for the export.
+CREATE FUNCTION @extschema@.audit_record_fields(records bytea)
+    RETURNS TABLE (seq text, logged_at text, kind text, command text, relation text,
+                   row_key text, columns text, rows text, patients text, decrypts text,
+                   actor text, login_role text, database text, os_user text, client_addr text,
+                   application text, xid text, status text, query_id text, statement text,
+                   purpose text, detail text)
+    AS 'MODULE_PATHNAME', 'hg_audit_record_fields'
+    LANGUAGE C STRICT STABLE PARALLEL SAFE ROWS 25;
 
 CREATE TABLE @extschema@.audit_block (
     block bigint PRIMARY KEY,
@@ -89,13 +102,12 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_block', '');
 
 -- The hashed fields in their hashed text form, for an independent verifier.
 CREATE VIEW @extschema@.audit_export AS
-SELECT seq,
-       ((pg_catalog.extract('epoch', logged_at) OPERATOR(pg_catalog.*) 1000000)::numeric(30, 0))::text AS logged_at,
-       kind, command, relation, row_key, columns::text AS columns, rows::text AS rows,
-       patients::text AS patients, decrypts::text AS decrypts, actor, login_role, database,
-       os_user, client_addr, application, xid::text AS xid, status, query_id::text AS query_id,
-       statement, purpose, detail
-  FROM @extschema@.audit_log;
+SELECT r.seq::bigint AS seq, r.logged_at, r.kind, r.command, r.relation, r.row_key, r.columns,
+       r.rows, r.patients, r.decrypts, r.actor, r.login_role, r.database, r.os_user,
+       r.client_addr, r.application, r.xid, r.status, r.query_id, r.statement, r.purpose,
+       r.detail
+  FROM @extschema@.audit_log AS l
+ CROSS JOIN LATERAL @extschema@.audit_record_fields(l.records) AS r;
 
 CREATE VIEW @extschema@.audit_block_export AS
 SELECT block, first_seq, last_seq,

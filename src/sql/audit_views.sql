@@ -4,10 +4,12 @@
 -- ----------------------------------------------------------------
 
 CREATE VIEW @extschema@.audit_trail AS
-SELECT seq, block, logged_at, kind, command, relation, row_key, columns, rows, patients,
-       decrypts, actor, login_role, database, os_user, client_addr, application, xid,
-       status, query_id, statement, purpose, detail
-  FROM @extschema@.audit_log;
+SELECT r.seq, l.block, r.logged_at, r.kind, r.command, r.relation, r.row_key, r.columns,
+       r.rows, r.patients, r.decrypts, r.actor, r.login_role, r.database, r.os_user,
+       r.client_addr, r.application, r.xid, r.status, r.query_id, r.statement, r.purpose,
+       r.detail
+  FROM @extschema@.audit_log AS l
+ CROSS JOIN LATERAL @extschema@.audit_records(l.records) AS r;
 COMMENT ON VIEW @extschema@.audit_trail IS 'One row per sealed audit record; status is the outcome of the recording transaction';
 
 CREATE FUNCTION @extschema@.check_audit_window(from_ts timestamptz, to_ts timestamptz) RETURNS void
@@ -42,8 +44,11 @@ BEGIN
     RETURN QUERY
     SELECT l.logged_at, l.actor, l.login_role, l.kind, l.command, l.relation, l.rows, l.decrypts,
            l.purpose, l.status, l.statement, l.seq
-      FROM @extschema@.audit_log AS l
-     WHERE l.patients @> ARRAY[patient]
+      FROM @extschema@.audit_log AS p
+     CROSS JOIN LATERAL @extschema@.audit_records(p.records) AS l
+     WHERE p.patients @> ARRAY[patient]
+       AND p.logged_to >= from_ts AND p.logged_from < to_ts
+       AND l.patients @> ARRAY[patient]
        AND l.logged_at >= from_ts AND l.logged_at < to_ts
      ORDER BY l.seq;
 END
@@ -88,8 +93,11 @@ BEGIN
                   CASE WHEN l.decrypts > 0 THEN format(', %s values decrypted', l.decrypts) ELSE '' END,
                   CASE WHEN l.status = 'aborted' THEN ', in a transaction that rolled back' ELSE '' END),
            coalesce(l.purpose, 'not stated'), l.seq
-      FROM @extschema@.audit_log AS l
-     WHERE l.patients @> ARRAY[patient]
+      FROM @extschema@.audit_log AS p
+     CROSS JOIN LATERAL @extschema@.audit_records(p.records) AS l
+     WHERE p.patients @> ARRAY[patient]
+       AND p.logged_to >= from_ts AND p.logged_from < to_ts
+       AND l.patients @> ARRAY[patient]
        AND l.kind IN ('read', 'export')
        AND (l.purpose IS NULL OR NOT @extschema@.is_tpo_purpose(l.purpose))
        AND l.logged_at >= from_ts AND l.logged_at < to_ts
@@ -109,9 +117,15 @@ BEGIN
         RAISE EXCEPTION 'actor must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     RETURN QUERY
-    SELECT t.* FROM @extschema@.audit_trail AS t
-     WHERE t.actor = user_activity.actor AND t.logged_at >= from_ts AND t.logged_at < to_ts
-     ORDER BY t.seq;
+    SELECT r.seq, l.block, r.logged_at, r.kind, r.command, r.relation, r.row_key, r.columns,
+           r.rows, r.patients, r.decrypts, r.actor, r.login_role, r.database, r.os_user,
+           r.client_addr, r.application, r.xid, r.status, r.query_id, r.statement, r.purpose,
+           r.detail
+      FROM @extschema@.audit_log AS l
+     CROSS JOIN LATERAL @extschema@.audit_records(l.records) AS r
+     WHERE l.logged_to >= from_ts AND l.logged_from < to_ts
+       AND r.actor = user_activity.actor AND r.logged_at >= from_ts AND r.logged_at < to_ts
+     ORDER BY r.seq;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.user_activity(text, timestamptz, timestamptz) IS 'Everything one actor did in a time window';

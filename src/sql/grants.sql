@@ -150,7 +150,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.patient_access_history(text, timestamptz, timestamptz),
     @extschema@.accounting_of_disclosures(text, timestamptz, timestamptz),
     @extschema@.user_activity(text, timestamptz, timestamptz),
-    @extschema@.check_audit_window(timestamptz, timestamptz), @extschema@.is_tpo_purpose(text)
+    @extschema@.check_audit_window(timestamptz, timestamptz), @extschema@.is_tpo_purpose(text),
+    @extschema@.audit_records(bytea), @extschema@.audit_record_fields(bytea)
     TO hipaa_auditor;
 GRANT EXECUTE ON FUNCTION
     @extschema@.verify_audit_chain(text), @extschema@.audit_digest(), @extschema@.audit_status()

@@ -62,7 +62,7 @@ ROLLBACK;
 });
 ok(wait_sealed(1), 'durable event sealed');
 is( $node->safe_psql('postgres',
-		q{SELECT kind || ' ' || command || ' ' || status FROM hipaa_guard.audit_log
+		q{SELECT kind || ' ' || command || ' ' || status FROM hipaa_guard.audit_trail
            WHERE detail = 'note of a rolled-back transaction'}),
 	'config NOTE aborted',
 	'rolled-back note sealed with status aborted');
@@ -85,7 +85,7 @@ my $new_pid = $node->safe_psql('postgres', $sealer_query);
 isnt($new_pid, $old_pid, 'a new sealer runs');
 is( $node->safe_psql('postgres',
 		q{SELECT count(DISTINCT detail) || ' ' || (max(seq) - min(seq) + 1) || ' ' || count(*)
-            FROM hipaa_guard.audit_log}),
+            FROM hipaa_guard.audit_trail}),
 	'202 202 202',
 	'every record sealed once, with contiguous seqs');
 is(verify_chain(), 'ok', 'chain verifies after the restart');
@@ -118,12 +118,12 @@ my $committed = $node->safe_psql('postgres', 'SELECT count(*) FROM committed_ids
 ok(wait_sealed(202 + $committed), 'queue drained after the restart');
 is( $node->safe_psql('postgres',
 		q{SELECT count(*) FROM committed_ids c
-           WHERE NOT EXISTS (SELECT 1 FROM hipaa_guard.audit_log l WHERE l.detail = 'crash ' || c.id)}
+           WHERE NOT EXISTS (SELECT 1 FROM hipaa_guard.audit_trail l WHERE l.detail = 'crash ' || c.id)}
 	),
 	'0',
 	"all $committed committed records sealed after an immediate stop");
 is( $node->safe_psql('postgres',
-		q{SELECT count(*) = count(DISTINCT detail) FROM hipaa_guard.audit_log}),
+		q{SELECT count(*) = count(DISTINCT detail) FROM hipaa_guard.audit_trail}),
 	't', 'no record sealed twice');
 is(verify_chain(), 'ok', 'chain verifies after the immediate stop');
 

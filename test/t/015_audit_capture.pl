@@ -104,12 +104,12 @@ my $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM burst');
 ok($rows > 2000, "$rows rows were committed before the crash");
 is( $node->safe_psql(
 		'postgres', q{SELECT count(*) FROM burst AS b WHERE NOT EXISTS
-		 (SELECT FROM hipaa_guard.audit_log AS l WHERE l.relation = 'public.burst'
+		 (SELECT FROM hipaa_guard.audit_trail AS l WHERE l.relation = 'public.burst'
 		    AND l.command = 'INSERT' AND l.row_key = b.id::text)}),
 	'0',
 	'every row committed before the crash has its write record');
 is( $node->safe_psql(
-		'postgres', q{SELECT count(*) FROM hipaa_guard.audit_log
+		'postgres', q{SELECT count(*) FROM hipaa_guard.audit_trail
 		 WHERE relation = 'public.burst' AND command = 'INSERT'}),
 	$rows,
 	'and no write record lacks its row');
@@ -136,13 +136,19 @@ my ($vout, $verr) = ('', '');
 IPC::Run::run([ $verifier, '--records', $records_csv, '--blocks', $blocks_csv,
 	'--digest', $export_digest ], '>', \$vout, '2>', \$verr);
 like($vout, qr/^ok: \d+ blocks, \d+ records/, 'the independent verifier accepts the export');
-$node->safe_psql('postgres', q{
+# The edit rewrites the stored bytes with test/lib/audit_tamper.sql.
+my $tamper_sql = PostgreSQL::Test::Utils::slurp_file("$FindBin::RealBin/../lib/audit_tamper.sql");
+$node->safe_psql('postgres', $tamper_sql . q{
+CREATE TABLE tamper_saved AS
+SELECT * FROM hipaa_guard.audit_log WHERE first_seq <= 3 AND last_seq >= 3;
 BEGIN;
 ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log SET actor = 'tampered:' || actor WHERE seq = 3;
+SELECT pg_temp.tamper_edit(3, 11, 'tampered');
 ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
 COMMIT;
 });
+is($node->safe_psql('postgres', 'SELECT actor FROM hipaa_guard.audit_trail WHERE seq = 3'),
+	'tampered', 'a superuser edited the actor of record 3');
 export_trail();
 ($vout, $verr) = ('', '');
 IPC::Run::run([ $verifier, '--records', $records_csv, '--blocks', $blocks_csv,
@@ -153,9 +159,11 @@ is($node->safe_psql('postgres', 'SELECT ok FROM hipaa_guard.verify_audit_chain()
 $node->safe_psql('postgres', q{
 BEGIN;
 ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log SET actor = substr(actor, 10) WHERE seq = 3;
+UPDATE hipaa_guard.audit_log AS l SET records = s.records
+  FROM tamper_saved AS s WHERE l.first_seq = s.first_seq;
 ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
 COMMIT;
+DROP TABLE tamper_saved;
 });
 is(verified(), 'true', 'the edit undone, the chain verifies again');
 
