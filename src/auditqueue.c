@@ -25,8 +25,8 @@
  * database and holding that database's ring of hipaa_guard.audit_queue_size
  * kB.  Binding takes the exclusive assignment lock; once bound, a slot keeps
  * its database until that database is dropped and another database needs
- * the slot.  Each ring has its own LWLock for its positions and bytes.  The
- * slot's spinlock protects the fields about its sealer.
+ * the slot.  Each ring has its own spinlock for its positions and bytes, and
+ * another spinlock protects the fields about its sealer.
  *
  * Ring positions count bytes since server start and only grow: write_pos -
  * read_pos bytes are queued.  The sealer copies entries out without moving
@@ -135,7 +135,12 @@ struct HgAuditSlot
 
 	ConditionVariable space_cv; /* broadcast when the sealer frees space */
 
-	/* Protected by the ring lock. */
+	/*
+	 * Protected by ring_mutex.  It is a spinlock because every holder only
+	 * reads or moves the positions or copies one push's bytes.  With an
+	 * LWLock, the commits of two backends put each other to sleep.
+	 */
+	slock_t		ring_mutex;
 	uint64		write_pos;
 	uint64		read_pos;
 	int64		queued_events;
@@ -143,7 +148,7 @@ struct HgAuditSlot
 
 static HgAuditSlot *audit_slots = NULL;
 static object_access_hook_type prev_object_access_hook = NULL;
-static LWLockPadded *audit_locks = NULL;	/* [0] assigns slots, [1 + i] ring i */
+static LWLockPadded *audit_locks = NULL;	/* assigns slots */
 
 /* This backend's buffer of serialized events, in TopMemoryContext. */
 static StringInfoData pending;
@@ -200,12 +205,6 @@ slot_ring(HgAuditSlot *slot)
 }
 
 static LWLock *
-ring_lock(HgAuditSlot *slot)
-{
-	return &audit_locks[1 + slot->index].lock;
-}
-
-static LWLock *
 assign_lock(void)
 {
 	return &audit_locks[0].lock;
@@ -221,7 +220,7 @@ void
 hg_audit_shmem_request(void)
 {
 	RequestAddinShmemSpace(hg_audit_shmem_size());
-	RequestNamedLWLockTranche(HG_AUDIT_TRANCHE, 1 + hg_audit_databases);
+	RequestNamedLWLockTranche(HG_AUDIT_TRANCHE, 1);
 }
 
 void
@@ -242,6 +241,7 @@ hg_audit_shmem_startup(void)
 			slot->index = i;
 			slot->database_oid = InvalidOid;
 			SpinLockInit(&slot->mutex);
+			SpinLockInit(&slot->ring_mutex);
 			pg_atomic_init_u32(&slot->pending_backends, 0);
 			ConditionVariableInit(&slot->space_cv);
 		}
@@ -292,10 +292,10 @@ bind_free_slot(Oid database_oid)
 	if (slot == NULL)
 		return NULL;
 
-	LWLockAcquire(ring_lock(slot), LW_EXCLUSIVE);
+	SpinLockAcquire(&slot->ring_mutex);
 	slot->read_pos = slot->write_pos = 0;
 	slot->queued_events = 0;
-	LWLockRelease(ring_lock(slot));
+	SpinLockRelease(&slot->ring_mutex);
 	SpinLockAcquire(&slot->mutex);
 	slot->starting = false;
 	slot->drop_requested = false;
@@ -503,10 +503,10 @@ hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch)
 	uint64		pos;
 	int			nevents = 0;
 
-	LWLockAcquire(ring_lock(slot), LW_SHARED);
+	SpinLockAcquire(&slot->ring_mutex);
 	start = slot->read_pos;
 	end = slot->write_pos;
-	LWLockRelease(ring_lock(slot));
+	SpinLockRelease(&slot->ring_mutex);
 
 	/*
 	 * Only the sealer moves read_pos, and pushers never touch the bytes
@@ -542,11 +542,11 @@ hg_audit_ring_release(HgAuditSlot *slot, const HgAuditBatch *batch)
 {
 	if (batch->nevents == 0)
 		return;
-	LWLockAcquire(ring_lock(slot), LW_EXCLUSIVE);
+	SpinLockAcquire(&slot->ring_mutex);
 	Assert(batch->end_pos <= slot->write_pos);
 	slot->read_pos = batch->end_pos;
 	slot->queued_events -= batch->nevents;
-	LWLockRelease(ring_lock(slot));
+	SpinLockRelease(&slot->ring_mutex);
 	ConditionVariableBroadcast(&slot->space_cv);
 }
 
@@ -556,9 +556,9 @@ hg_audit_ring_busy(HgAuditSlot *slot)
 {
 	bool		queued;
 
-	LWLockAcquire(ring_lock(slot), LW_SHARED);
+	SpinLockAcquire(&slot->ring_mutex);
 	queued = slot->write_pos != slot->read_pos;
-	LWLockRelease(ring_lock(slot));
+	SpinLockRelease(&slot->ring_mutex);
 	return queued || pg_atomic_read_u32(&slot->pending_backends) > 0;
 }
 
@@ -571,9 +571,9 @@ hg_audit_ring_half_full(HgAuditSlot *slot)
 {
 	uint64		used;
 
-	LWLockAcquire(ring_lock(slot), LW_SHARED);
+	SpinLockAcquire(&slot->ring_mutex);
 	used = slot->write_pos - slot->read_pos;
-	LWLockRelease(ring_lock(slot));
+	SpinLockRelease(&slot->ring_mutex);
 	return used >= ring_capacity() / 2;
 }
 
@@ -604,9 +604,9 @@ hg_audit_memory_status(Oid database_oid, int *sealer_pid, int64 *queued)
 	SpinLockAcquire(&slot->mutex);
 	*sealer_pid = slot->sealer_pid;
 	SpinLockRelease(&slot->mutex);
-	LWLockAcquire(ring_lock(slot), LW_SHARED);
+	SpinLockAcquire(&slot->ring_mutex);
 	*queued = slot->queued_events;
-	LWLockRelease(ring_lock(slot));
+	SpinLockRelease(&slot->ring_mutex);
 	return true;
 }
 
@@ -635,9 +635,17 @@ hg_audit_database_has_live_sealer(Oid database_oid, int pid)
 static void
 wake_or_start_sealer(HgAuditSlot *slot, bool urgent)
 {
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 	bool		register_one = false;
 
+	/*
+	 * The common case, read without the lock: a sealer runs and nothing is
+	 * urgent.  A stale read only delays the work to the next push.
+	 */
+	if (!urgent && slot->sealer_pid != 0 && !slot->drop_requested)
+		return;
+
+	now = GetCurrentTimestamp();
 	SpinLockAcquire(&slot->mutex);
 	/* A backend of the database pushes, so a DROP DATABASE failed. */
 	slot->drop_requested = false;
@@ -687,7 +695,7 @@ ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
 		Size		copied = 0;
 		int			copied_events = 0;
 
-		LWLockAcquire(ring_lock(slot), LW_EXCLUSIVE);
+		SpinLockAcquire(&slot->ring_mutex);
 		for (;;)
 		{
 			Size		free_space = ring_capacity() - (slot->write_pos - slot->read_pos);
@@ -705,7 +713,7 @@ ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
 			copied_events++;
 		}
 		half_full = slot->write_pos - slot->read_pos >= ring_capacity() / 2;
-		LWLockRelease(ring_lock(slot));
+		SpinLockRelease(&slot->ring_mutex);
 
 		done += copied;
 		events_done += copied_events;
@@ -935,6 +943,126 @@ build_queue_values(const HgAuditEvent *ev, Datum *values, bool *nulls)
 	set_text(values, nulls, 20, ev->detail);
 }
 
+/* ----------------------------------------------------------------
+ *		Serializing an event without building a row
+ * ---------------------------------------------------------------- */
+
+static void
+put_null(StringInfo buf)
+{
+	int32		len = -1;
+
+	appendBinaryStringInfo(buf, (const char *) &len, sizeof(len));
+}
+
+static void
+put_int64(StringInfo buf, int64 value)
+{
+	int32		len = sizeof(int64);
+
+	appendBinaryStringInfo(buf, (const char *) &len, sizeof(len));
+	appendBinaryStringInfo(buf, (const char *) &value, sizeof(value));
+}
+
+static void
+put_count(StringInfo buf, int64 count)
+{
+	if (count < 0)
+		put_null(buf);
+	else
+		put_int64(buf, count);
+}
+
+/* A string as the text varlena that append_entry() would write for it. */
+static void
+put_cstring(StringInfo buf, const char *s)
+{
+	size_t		n;
+	int32		len;
+	union
+	{
+		varattrib_4b header;
+		char		bytes[sizeof(varattrib_4b)];
+	}			varlena;
+
+	if (s == NULL)
+	{
+		put_null(buf);
+		return;
+	}
+	n = strlen(s);
+	len = (int32) (VARHDRSZ + n);
+	SET_VARSIZE(&varlena, len);
+	appendBinaryStringInfo(buf, (const char *) &len, sizeof(len));
+	appendBinaryStringInfo(buf, varlena.bytes, VARHDRSZ);
+	appendBinaryStringInfo(buf, s, (int) n);
+}
+
+static void
+put_list(StringInfo buf, List *strings)
+{
+	Datum		array;
+	int32		len;
+
+	if (strings == NIL)
+	{
+		put_null(buf);
+		return;
+	}
+	array = text_array(strings);
+	len = (int32) VARSIZE(DatumGetPointer(array));
+	appendBinaryStringInfo(buf, (const char *) &len, sizeof(len));
+	appendBinaryStringInfo(buf, DatumGetPointer(array), len);
+}
+
+/*
+ * Append the entry that append_entry() writes for build_queue_values()'s
+ * row, without making the row.  A read is recorded per statement, so
+ * copying a dozen strings into text values first cost measurable time.
+ */
+static void
+append_event(StringInfo buf, const HgAuditEvent *ev)
+{
+	const char *actor = hg_actor_id();
+	FullTransactionId xid = GetTopFullTransactionIdIfAny();
+	uint64		query_id = ev->query_id != 0 ? ev->query_id : pgstat_get_my_query_id();
+	int			start = buf->len;
+	uint32		entry_len = 0;
+	char		status = STATUS_NONE;
+
+	appendBinaryStringInfo(buf, (const char *) &entry_len, sizeof(entry_len));
+	appendBinaryStringInfo(buf, &status, 1);
+	put_int64(buf, GetCurrentTimestamp());
+	put_cstring(buf, ev->kind);
+	put_cstring(buf, ev->command);
+	put_cstring(buf, ev->relation);
+	put_cstring(buf, ev->row_key);
+	put_list(buf, ev->columns);
+	put_count(buf, ev->rows);
+	put_list(buf, ev->patients);
+	put_count(buf, ev->decrypts);
+	put_cstring(buf, actor != NULL ? actor : login_role_name());
+	put_cstring(buf, login_role_name());
+	put_cstring(buf, database_name());
+	put_cstring(buf, MyProcPort != NULL ? MyProcPort->authn_id : NULL);
+	put_cstring(buf, client_address());
+	put_cstring(buf, application_name);
+	if (FullTransactionIdIsValid(xid))
+		put_int64(buf, (int64) U64FromFullTransactionId(xid));
+	else
+		put_null(buf);
+	put_null(buf);				/* status, set when pushed */
+	if (query_id != 0)
+		put_int64(buf, (int64) query_id);
+	else
+		put_null(buf);
+	put_cstring(buf, ev->statement);
+	put_cstring(buf, hg_actor_purpose_text());
+	put_cstring(buf, ev->detail);
+	entry_len = buf->len - start;
+	memcpy(buf->data + start, &entry_len, sizeof(entry_len));
+}
+
 /* Common checks of both recording functions. */
 static void
 check_can_record(void)
@@ -1097,7 +1225,8 @@ hg_audit_record_durable(const HgAuditEvent *ev)
 	MemoryContext old_context;
 
 	check_can_record();
-	build_queue_values(ev, values, nulls);
+	if (ev->kind == NULL)
+		elog(ERROR, "audit event without a kind");
 
 	if (pending.data == NULL)
 	{
@@ -1107,10 +1236,15 @@ hg_audit_record_durable(const HgAuditEvent *ev)
 	}
 	/* Serialized straight into the buffer; redone shorter if too long. */
 	start = pending.len;
-	append_entry(&pending, values, nulls);
+	append_event(&pending, ev);
 	if ((Size) (pending.len - start) > max_len)
 	{
-		shorten_statement(values, nulls, pending.len - start, max_len);
+		Size		entry_len = pending.len - start;
+
+		pending.len = start;
+		pending.data[start] = '\0';
+		build_queue_values(ev, values, nulls);
+		shorten_statement(values, nulls, entry_len, max_len);
 		pending.len = start;
 		pending.data[start] = '\0';
 		append_entry(&pending, values, nulls);
