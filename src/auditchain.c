@@ -43,10 +43,6 @@
 
 #include "auditqueue.h"
 
-/* Microseconds from the PostgreSQL epoch (2000) back to the Unix epoch (1970). */
-#define UNIX_EPOCH_OFFSET_USECS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
-
 #define DIGEST_PREFIX	"hg1:"
 
 struct HgAuditHasher
@@ -127,7 +123,7 @@ hg_audit_block_begin(HgAuditHasher *hasher, const uint8 *prev_hash, int64 block,
 	int64		sealed_usecs;
 
 	/* sealed_at comes from GetCurrentTimestamp() or a verified row. */
-	if (pg_add_s64_overflow(sealed_at, UNIX_EPOCH_OFFSET_USECS, &sealed_usecs))
+	if (pg_add_s64_overflow(sealed_at, HG_UNIX_EPOCH_OFFSET_USECS, &sealed_usecs))
 		sealed_usecs = sealed_at;
 	if (EVP_DigestInit_ex(hasher->block_ctx, hasher->md, NULL) != 1 ||
 		EVP_DigestUpdate(hasher->block_ctx, prev_hash, HG_AUDIT_HASH_LEN) != 1)

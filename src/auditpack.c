@@ -36,10 +36,6 @@
 
 #include "auditqueue.h"
 
-/* Microseconds from the PostgreSQL epoch (2000) back to the Unix epoch (1970). */
-#define UNIX_EPOCH_OFFSET_USECS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
-
 #define NULL_FIELD_LEN	0xFFFFFFFF
 
 /* Array I/O functions, looked up once per process. */
@@ -61,8 +57,8 @@ prepare_array_io(void)
  *		Encoding
  * ---------------------------------------------------------------- */
 
-static void
-append_field(StringInfo buf, const char *data, int len)
+void
+hg_audit_append_field(StringInfo buf, const char *data, int len)
 {
 	uint32		be_len = pg_hton32((uint32) len);
 
@@ -70,55 +66,58 @@ append_field(StringInfo buf, const char *data, int len)
 	appendBinaryStringInfo(buf, data, len);
 }
 
-static void
-append_null(StringInfo buf)
+void
+hg_audit_append_null(StringInfo buf)
 {
 	uint32		marker = NULL_FIELD_LEN;
 
 	appendBinaryStringInfo(buf, (const char *) &marker, 4);
 }
 
-static void
-append_int64(StringInfo buf, int64 value)
+void
+hg_audit_append_int64(StringInfo buf, int64 value)
 {
 	char		digits[MAXINT8LEN + 1];
 
-	append_field(buf, digits, pg_lltoa(value, digits));
+	hg_audit_append_field(buf, digits, pg_lltoa(value, digits));
 }
 
-static void
-append_uint64(StringInfo buf, uint64 value)
+void
+hg_audit_append_uint64(StringInfo buf, uint64 value)
 {
 	char		digits[MAXINT8LEN + 1];
 
-	append_field(buf, digits, pg_ulltoa_n(value, digits));
+	hg_audit_append_field(buf, digits, pg_ulltoa_n(value, digits));
 }
 
 /* Text in UTF-8, which the format prescribes whatever the server encoding. */
-static void
-append_cstring(StringInfo buf, const char *s, int len)
+void
+hg_audit_append_text(StringInfo buf, const char *s, int len)
 {
 	char	   *utf8 = pg_server_to_any(s, len, PG_UTF8);
 
-	append_field(buf, utf8, utf8 == s ? len : (int) strlen(utf8));
+	hg_audit_append_field(buf, utf8, utf8 == s ? len : (int) strlen(utf8));
 	if (utf8 != s)
 		pfree(utf8);
 }
 
 static void
-append_text(StringInfo buf, Datum value)
+append_text_datum(StringInfo buf, Datum value)
 {
 	text	   *t = DatumGetTextPP(value);
 
-	append_cstring(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	hg_audit_append_text(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
-static void
-append_array(StringInfo buf, Datum value)
+void
+hg_audit_append_array(StringInfo buf, Datum value)
 {
-	char	   *s = OutputFunctionCall(&array_out_info, value);
+	char	   *s;
 
-	append_cstring(buf, s, strlen(s));
+	prepare_array_io();
+	s = OutputFunctionCall(&array_out_info, value);
+
+	hg_audit_append_text(buf, s, strlen(s));
 	pfree(s);
 }
 
@@ -130,22 +129,22 @@ append_column(StringInfo buf, int att, Datum value)
 	{
 		case HG_QUEUE_LOGGED_AT:
 			/* The sealer stores finite times only (normalize_logged_at). */
-			append_int64(buf, DatumGetTimestampTz(value) + UNIX_EPOCH_OFFSET_USECS);
+			hg_audit_append_int64(buf, DatumGetTimestampTz(value) + HG_UNIX_EPOCH_OFFSET_USECS);
 			break;
 		case HG_QUEUE_ROWS:
 		case HG_QUEUE_DECRYPTS:
 		case HG_QUEUE_QUERY_ID:
-			append_int64(buf, DatumGetInt64(value));
+			hg_audit_append_int64(buf, DatumGetInt64(value));
 			break;
 		case HG_QUEUE_XID:
-			append_uint64(buf, U64FromFullTransactionId(DatumGetFullTransactionId(value)));
+			hg_audit_append_uint64(buf, U64FromFullTransactionId(DatumGetFullTransactionId(value)));
 			break;
 		case HG_QUEUE_COLUMNS:
 		case HG_QUEUE_PATIENTS:
-			append_array(buf, value);
+			hg_audit_append_array(buf, value);
 			break;
 		default:
-			append_text(buf, value);
+			append_text_datum(buf, value);
 			break;
 	}
 }
@@ -158,11 +157,11 @@ void
 hg_audit_encode_record(StringInfo buf, int64 seq, const Datum *values, const bool *nulls)
 {
 	prepare_array_io();
-	append_int64(buf, seq);
+	hg_audit_append_int64(buf, seq);
 	for (int att = 0; att < HG_QUEUE_NATTS; att++)
 	{
 		if (nulls[att])
-			append_null(buf);
+			hg_audit_append_null(buf);
 		else
 			append_column(buf, att, values[att]);
 	}
@@ -271,7 +270,7 @@ hg_audit_field_timestamp(const HgAuditField *field, TimestampTz *ts)
 	int64		usecs;
 
 	if (!hg_audit_field_int64(field, &usecs) ||
-		pg_sub_s64_overflow(usecs, UNIX_EPOCH_OFFSET_USECS, ts) ||
+		pg_sub_s64_overflow(usecs, HG_UNIX_EPOCH_OFFSET_USECS, ts) ||
 		!IS_VALID_TIMESTAMP(*ts))
 		return false;
 	return true;

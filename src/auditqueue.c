@@ -1138,47 +1138,84 @@ status_text(char status)
 	return NULL;				/* keep the compiler quiet */
 }
 
+/* A varlena field of an entry, copied out so that it is aligned. */
+static Datum
+aligned_varlena(const char *p, int32 len)
+{
+	char	   *copy = palloc(len);
+
+	memcpy(copy, p, len);
+	return PointerGetDatum(copy);
+}
+
 /*
- * Decode one ring entry into an audit_queue row, allocated in the current
- * memory context.  Returns the entry's length.
+ * Append the hashed bytes of one ring entry, numbered seq, to buf, and
+ * return the entry's length.  The bytes are those that
+ * hg_audit_encode_record() makes of the entry's row, written without
+ * building the row, which the sealer would do for every read record.
  */
 Size
-hg_audit_decode_entry(const char *entry, Datum *values, bool *nulls)
+hg_audit_encode_entry(StringInfo buf, int64 seq, const char *entry, TimestampTz sealed_at,
+					  HgAuditEntryInfo *info)
 {
 	uint32		entry_len;
 	const char *p = entry + ENTRY_HEADER_LEN;
 
 	memcpy(&entry_len, entry, sizeof(entry_len));
+	info->patients_null = true;
+	info->patients = (Datum) 0;
+	hg_audit_append_int64(buf, seq);
 	for (int att = 0; att < HG_QUEUE_NATTS; att++)
 	{
 		int32		len;
+		int64		v = 0;
 
 		memcpy(&len, p, sizeof(len));
 		p += sizeof(len);
-		nulls[att] = (len < 0);
-		values[att] = (Datum) 0;
-		if (len < 0)
+		if (att == HG_QUEUE_STATUS)
+		{
+			const char *status = status_text(entry[ENTRY_STATUS_OFFSET]);
+
+			hg_audit_append_field(buf, status, strlen(status));
+			p += Max(len, 0);
 			continue;
-		if (queue_att_byval8[att])
-		{
-			int64		v;
-
-			memcpy(&v, p, sizeof(v));
-			values[att] = Int64GetDatum(v);
 		}
-		else
+		if (len < 0)
 		{
-			char	   *copy = palloc(len);
-
-			memcpy(copy, p, len);
-			values[att] = PointerGetDatum(copy);
+			hg_audit_append_null(buf);
+			continue;
+		}
+		if (queue_att_byval8[att])
+			memcpy(&v, p, sizeof(v));
+		switch (att)
+		{
+			case HG_QUEUE_LOGGED_AT:
+				info->logged_at = TIMESTAMP_NOT_FINITE(v) ? sealed_at : v;
+				hg_audit_append_int64(buf, info->logged_at + HG_UNIX_EPOCH_OFFSET_USECS);
+				break;
+			case HG_QUEUE_XID:
+				hg_audit_append_uint64(buf, (uint64) v);
+				break;
+			case HG_QUEUE_COLUMNS:
+				hg_audit_append_array(buf, aligned_varlena(p, len));
+				break;
+			case HG_QUEUE_PATIENTS:
+				info->patients = aligned_varlena(p, len);
+				info->patients_null = false;
+				hg_audit_append_array(buf, info->patients);
+				break;
+			default:
+				if (queue_att_byval8[att])
+					hg_audit_append_int64(buf, v);
+				else
+					hg_audit_append_text(buf, p + VARHDRSZ, len - VARHDRSZ);
+				break;
 		}
 		p += len;
 	}
 	if (p != entry + entry_len)
-		elog(ERROR, "audit queue entry of %u bytes decodes to %d bytes",
+		elog(ERROR, "audit queue entry of %u bytes encodes %d bytes",
 			 entry_len, (int) (p - entry));
-	set_text(values, nulls, HG_QUEUE_STATUS, status_text(entry[ENTRY_STATUS_OFFSET]));
 	return entry_len;
 }
 

@@ -63,6 +63,10 @@ extern int	hg_audit_seal_interval;
 
 #define HG_AUDIT_HASH_LEN		32	/* SHA-256 */
 
+/* Microseconds from the PostgreSQL epoch (2000) back to the Unix epoch (1970). */
+#define HG_UNIX_EPOCH_OFFSET_USECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
 /* Status of a sealed record from an audit_queue row: only commits are visible. */
 #define HG_STATUS_COMMITTED		"committed"
 
@@ -94,7 +98,17 @@ extern void hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *
 extern void hg_audit_ring_release(HgAuditSlot *slot, const HgAuditBatch *batch);
 extern bool hg_audit_ring_busy(HgAuditSlot *slot);
 extern bool hg_audit_ring_half_full(HgAuditSlot *slot);
-extern Size hg_audit_decode_entry(const char *entry, Datum *values, bool *nulls);
+
+/* What the sealer needs of an encoded entry besides its bytes. */
+typedef struct HgAuditEntryInfo
+{
+	TimestampTz logged_at;
+	Datum		patients;		/* text[], valid unless patients_null */
+	bool		patients_null;
+} HgAuditEntryInfo;
+
+extern Size hg_audit_encode_entry(StringInfo buf, int64 seq, const char *entry,
+								  TimestampTz sealed_at, HgAuditEntryInfo *info);
 extern void hg_audit_note_sealed(HgAuditSlot *slot);
 extern bool hg_audit_memory_status(Oid database_oid, int *sealer_pid, int64 *queued);
 extern bool hg_audit_database_has_live_sealer(Oid database_oid, int pid);
@@ -144,6 +158,12 @@ typedef struct HgAuditField
 
 extern void hg_audit_encode_record(StringInfo buf, int64 seq, const Datum *values,
 								   const bool *nulls);
+extern void hg_audit_append_field(StringInfo buf, const char *data, int len);
+extern void hg_audit_append_null(StringInfo buf);
+extern void hg_audit_append_int64(StringInfo buf, int64 value);
+extern void hg_audit_append_uint64(StringInfo buf, uint64 value);
+extern void hg_audit_append_text(StringInfo buf, const char *s, int len);
+extern void hg_audit_append_array(StringInfo buf, Datum value);
 extern bool hg_audit_split_record(const char *data, Size len, Size *offset,
 								  HgAuditField *fields);
 extern bool hg_audit_field_int64(const HgAuditField *field, int64 *value);

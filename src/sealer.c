@@ -428,10 +428,9 @@ packed_row_flush(TrailWriter *writer, PackedRow *row, int64 block)
 
 /* Note a record's time and patients in the row's unhashed columns. */
 static void
-packed_row_summarize(PackedRow *row, const Datum *queue_values, const bool *queue_nulls,
+packed_row_summarize(PackedRow *row, TimestampTz logged_at, Datum patients, bool patients_null,
 					 bool first)
 {
-	TimestampTz logged_at = DatumGetTimestampTz(queue_values[HG_QUEUE_LOGGED_AT]);
 	MemoryContext old_context;
 	ListCell   *cell;
 	int			before;
@@ -440,38 +439,69 @@ packed_row_summarize(PackedRow *row, const Datum *queue_values, const bool *queu
 		row->logged_from = logged_at;
 	if (first || logged_at > row->logged_to)
 		row->logged_to = logged_at;
-	if (queue_nulls[HG_QUEUE_PATIENTS])
+	if (patients_null)
 		return;
 	old_context = MemoryContextSwitchTo(row->context);
 	before = list_length(row->patients);
-	row->patients = hg_audit_collect_patients(row->patients, queue_values[HG_QUEUE_PATIENTS]);
+	row->patients = hg_audit_collect_patients(row->patients, patients);
 	for_each_from(cell, row->patients, before)
 		row->patient_bytes += strlen(lfirst(cell));
 	MemoryContextSwitchTo(old_context);
 }
 
 /*
- * Append one record with its seq to the row, starting a new row when the
- * current one is full, and add the record's hash to the block.
+ * Make room for one more record in the row, starting a new row when the
+ * current one is full, and return where the record's bytes will start.
  */
+static Size
+packed_row_begin_record(TrailWriter *log_writer, PackedRow *row, int64 seq, int64 block)
+{
+	if (row->records.len + row->patient_bytes >= HG_LOG_ROW_BYTES)
+		packed_row_flush(log_writer, row, block);
+	if (row->records.len == 0)
+		row->first_seq = seq;
+	row->last_seq = seq;
+	return row->records.len;
+}
+
+/* Add the hash of the record that starts at start to the block's hash. */
+static void
+chain_record(HgAuditHasher *hasher, PackedRow *row, Size start)
+{
+	uint8		record_hash[HG_AUDIT_HASH_LEN];
+
+	hg_audit_record_hash(hasher, row->records.data + start, row->records.len - start,
+						 record_hash);
+	hg_audit_block_add(hasher, record_hash);
+}
+
+/* Seal a ring entry as record seq; returns the entry's length. */
+static Size
+seal_entry(TrailWriter *log_writer, PackedRow *row, HgAuditHasher *hasher,
+		   const char *entry, int64 seq, int64 block, TimestampTz sealed_at)
+{
+	Size		start = packed_row_begin_record(log_writer, row, seq, block);
+	HgAuditEntryInfo info;
+	Size		entry_len;
+
+	entry_len = hg_audit_encode_entry(&row->records, seq, entry, sealed_at, &info);
+	chain_record(hasher, row, start);
+	packed_row_summarize(row, info.logged_at, info.patients, info.patients_null, start == 0);
+	return entry_len;
+}
+
+/* Seal an audit_queue row's values as record seq. */
 static void
 seal_record(TrailWriter *log_writer, PackedRow *row, HgAuditHasher *hasher,
 			const Datum *queue_values, const bool *queue_nulls, int64 seq, int64 block)
 {
-	uint8		record_hash[HG_AUDIT_HASH_LEN];
-	Size		start;
+	Size		start = packed_row_begin_record(log_writer, row, seq, block);
 
-	if (row->records.len + row->patient_bytes >= HG_LOG_ROW_BYTES)
-		packed_row_flush(log_writer, row, block);
-	start = row->records.len;
-	if (start == 0)
-		row->first_seq = seq;
-	row->last_seq = seq;
 	hg_audit_encode_record(&row->records, seq, queue_values, queue_nulls);
-	hg_audit_record_hash(hasher, row->records.data + start, row->records.len - start,
-						 record_hash);
-	hg_audit_block_add(hasher, record_hash);
-	packed_row_summarize(row, queue_values, queue_nulls, start == 0);
+	chain_record(hasher, row, start);
+	packed_row_summarize(row, DatumGetTimestampTz(queue_values[HG_QUEUE_LOGGED_AT]),
+						 queue_values[HG_QUEUE_PATIENTS], queue_nulls[HG_QUEUE_PATIENTS],
+						 start == 0);
 }
 
 static void
@@ -535,9 +565,8 @@ seal_block(Relation queue_rel, Relation log_rel, Relation block_rel,
 	for (int i = 0; i < input->batch.nevents; i++)
 	{
 		old_context = MemoryContextSwitchTo(record_context);
-		offset += hg_audit_decode_entry(input->batch.data + offset, queue_values, queue_nulls);
-		normalize_logged_at(queue_values, sealed_at);
-		seal_record(&log_writer, &row, hasher, queue_values, queue_nulls, seq++, block);
+		offset += seal_entry(&log_writer, &row, hasher, input->batch.data + offset, seq++,
+							 block, sealed_at);
 		MemoryContextSwitchTo(old_context);
 		MemoryContextReset(record_context);
 	}
