@@ -53,6 +53,23 @@ SELECT * FROM acc_patients ORDER BY 1;
 -- computed once, by an InitPlan, not once per row.
 EXPLAIN (COSTS OFF) SELECT * FROM acc_encounters WHERE patient = 'pat-1';
 EXPLAIN (COSTS OFF) SELECT * FROM acc_encounters;
+-- All of the actor's patients are read with a plain index scan of the list,
+-- because it is faster than a bitmap heap scan on rows in memory.
+-- hipaa_guard.enable_care_bitmapscan leaves that choice to the cost model.
+-- Either way the rows are the same.
+EXPLAIN (COSTS OFF) SELECT count(*) FROM acc_encounters;
+SELECT count(*) FROM acc_encounters;
+SET hipaa_guard.enable_care_bitmapscan = on;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM acc_encounters;
+SELECT count(*) FROM acc_encounters;
+RESET hipaa_guard.enable_care_bitmapscan;
+-- A bitmap scan that ORs a list with another condition stays, because a
+-- scan of the list alone would miss the other condition's rows (id 2 is
+-- pat-2's).
+EXPLAIN (COSTS OFF) SELECT patient, count(*) FROM acc_encounters
+ WHERE hipaa_guard.cares_for(patient, ARRAY['pat-1', 'pat-3']) OR id < 3 GROUP BY 1 ORDER BY 1;
+SELECT patient, count(*) FROM acc_encounters
+ WHERE hipaa_guard.cares_for(patient, ARRAY['pat-1', 'pat-3']) OR id < 3 GROUP BY 1 ORDER BY 1;
 
 -- Writes: only for patients in care, and never moving a row to another patient.
 INSERT INTO acc_encounters VALUES (100001, 'pat-1', '2026-12-01', 'new visit');
@@ -217,6 +234,27 @@ SELECT hipaa_guard.set_actor(:'token_pwd');
 SELECT patient, count(*) FROM acc_encounters GROUP BY 1 ORDER BY 1;
 COMMIT;
 SELECT hipaa_guard.actor() AS actor, (SELECT count(*) FROM acc_encounters) AS visible_rows;
+RESET SESSION AUTHORIZATION;
+-- A generic plan, which the pooled login reuses for every actor it sets,
+-- reads the list of the actor of each execution.
+SELECT pg_temp.acc_token('regress_dr_b', '{pwd}') AS token_dr_b \gset
+SET SESSION AUTHORIZATION regress_acc_app;
+SET plan_cache_mode = force_generic_plan;
+PREPARE acc_since(date) AS
+    SELECT patient, count(*) FROM acc_encounters WHERE seen >= $1 GROUP BY 1 ORDER BY 1;
+EXPLAIN (COSTS OFF) EXECUTE acc_since('2026-01-01');
+BEGIN;
+SELECT hipaa_guard.set_actor(:'token_pwd');
+EXECUTE acc_since('2026-01-01');
+COMMIT;
+BEGIN;
+SELECT hipaa_guard.set_actor(:'token_dr_b');
+EXECUTE acc_since('2026-01-01');
+COMMIT;
+SELECT hipaa_guard.actor() AS actor;
+EXECUTE acc_since('2026-01-01');
+DEALLOCATE acc_since;
+RESET plan_cache_mode;
 RESET SESSION AUTHORIZATION;
 -- Under require_mfa, only an actor with a second factor sees rows; a direct
 -- login without a client certificate has one factor.

@@ -220,8 +220,9 @@ define_audit_settings(void)
 }
 
 /*
- * Define the longest break-glass access.  Only a superuser may change it,
- * so that a clinician cannot open access for longer in their own session.
+ * Define the access settings.  Only a superuser may change the longest
+ * break-glass access, so that a clinician cannot open access for longer in
+ * their own session.
  */
 static void
 define_access_settings(void)
@@ -236,6 +237,15 @@ define_access_settings(void)
 							NULL,
 							&hg_break_glass_max_duration, 240, 1, 7 * 24 * 60,
 							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+	/*
+	 * Any user may set it, because like enable_bitmapscan it changes plans,
+	 * not results.
+	 */
+	DefineCustomBoolVariable("hipaa_guard.enable_care_bitmapscan",
+							 "Allows bitmap heap scans of the care-team policy's list of the actor's patients.",
+							 "When off, a query for all of the actor's patients reads their rows with a plain index scan, which is faster when the rows are in memory. Turn it on when the lists are long and the rows mostly on disk.",
+							 &hg_enable_care_bitmapscan, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 void
