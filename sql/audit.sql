@@ -207,6 +207,20 @@ RESET hipaa_guard.require_mfa;
 SELECT hipaa_guard.rotate_key('aud_phi') AS version;
 SELECT kind, command, relation, rows, patients, decrypts, statement, detail FROM aud_new();
 
+-- A statement that reads many patients, each more than once and not in a
+-- row, lists each of them once, in the order first read.
+CREATE TABLE aud_many (patient_id int, n int);
+INSERT INTO aud_many SELECT p, n FROM generate_series(1, 3) AS n, generate_series(3001, 3040) AS p;
+SELECT hipaa_guard.enable_audit('aud_many');
+SELECT hipaa_guard.set_patient_column('aud_many', 'patient_id');
+GRANT SELECT ON aud_many TO regress_aud_reader;
+SET SESSION AUTHORIZATION regress_aud_reader;
+SELECT count(*) FROM aud_many;
+RESET SESSION AUTHORIZATION;
+SELECT rows, cardinality(patients) AS listed, patients[1] AS first, patients[40] AS last,
+       patients = (SELECT array_agg(p::text ORDER BY p) FROM generate_series(3001, 3040) AS p) AS each_once
+  FROM aud_new() WHERE kind = 'read';
+
 -- Auditor views.
 SET SESSION AUTHORIZATION regress_aud_auditor;
 SELECT kind, command, relation, rows, status
@@ -299,7 +313,7 @@ EXPLAIN (COSTS OFF) SELECT name FROM aud_patients WHERE patient_id = 1001;
 
 DROP VIEW aud_v;
 DROP FUNCTION pg_temp.aud_sql(), pg_temp.aud_plpgsql();
-DROP TABLE aud_scratch, aud_visits, aud_patients, aud_mark;
+DROP TABLE aud_scratch, aud_many, aud_visits, aud_patients, aud_mark;
 DROP FUNCTION aud_new(), aud_wait();
 SELECT hipaa_guard.destroy_key('aud_phi');
 SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name(p)) FROM unnest(ARRAY['1001', '1002']) AS p;

@@ -288,18 +288,43 @@ plan_command(PlannedStmt *pstmt)
 /* Maximum length of a patient id in the set; longer ones are cut to it. */
 #define PATIENT_KEY_SIZE	128
 
+/*
+ * Patients a statement lists before add_patient() builds a hash set of
+ * them.  Most statements read a few patients, and creating a hash table for
+ * each cost more than searching a short list.
+ */
+#define PATIENT_SET_MIN		16
+
 static void
-add_patient(StmtEntry *entry, const char *patient)
+patient_set_add(StmtEntry *entry, const char *patient, bool *found)
 {
 	char		key[PATIENT_KEY_SIZE];
-	bool		found;
-	MemoryContext old;
 
-	if (entry->many_patients)
-		return;
-	if (entry->patients != NIL && strcmp(llast(entry->patients), patient) == 0)
-		return;					/* rows of one patient often come together */
-	if (entry->patient_set == NULL)
+	strlcpy(key, patient, sizeof(key));
+	hash_search(entry->patient_set, key, HASH_ENTER, found);
+}
+
+/* Whether the statement lists the patient already. */
+static bool
+has_patient(StmtEntry *entry, const char *patient)
+{
+	ListCell   *lc;
+	bool		found;
+
+	if (entry->patient_set != NULL)
+	{
+		patient_set_add(entry, patient, &found);
+		return found;
+	}
+	foreach(lc, entry->patients)
+	{
+		if (strcmp(lfirst(lc), patient) == 0)
+			return true;
+	}
+	if (list_length(entry->patients) < PATIENT_SET_MIN)
+		return false;
+
+	/* The list is long enough: index it, the new patient included. */
 	{
 		HASHCTL		ctl;
 
@@ -309,9 +334,22 @@ add_patient(StmtEntry *entry, const char *patient)
 		entry->patient_set = hash_create("hipaa_guard audit patients", 64, &ctl,
 										 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
-	strlcpy(key, patient, sizeof(key));
-	hash_search(entry->patient_set, key, HASH_ENTER, &found);
-	if (found)
+	foreach(lc, entry->patients)
+		patient_set_add(entry, lfirst(lc), &found);
+	patient_set_add(entry, patient, &found);
+	return false;
+}
+
+static void
+add_patient(StmtEntry *entry, const char *patient)
+{
+	MemoryContext old;
+
+	if (entry->many_patients)
+		return;
+	if (entry->patients != NIL && strcmp(llast(entry->patients), patient) == 0)
+		return;					/* rows of one patient often come together */
+	if (has_patient(entry, patient))
 		return;
 	if (list_length(entry->patients) >= MAX_PATIENTS_LISTED)
 	{
@@ -321,6 +359,19 @@ add_patient(StmtEntry *entry, const char *patient)
 	old = MemoryContextSwitchTo(entry->cxt);
 	entry->patients = lappend(entry->patients, pstrdup(patient));
 	MemoryContextSwitchTo(old);
+}
+
+/* Whether the patient is the last one the statement listed, without copying it. */
+static bool
+is_last_patient(StmtEntry *entry, text *patient)
+{
+	const char *last;
+	size_t		len = VARSIZE_ANY_EXHDR(patient);
+
+	if (entry->patients == NIL)
+		return false;
+	last = llast(entry->patients);
+	return strncmp(last, VARDATA_ANY(patient), len) == 0 && last[len] == '\0';
 }
 
 static void
@@ -872,7 +923,7 @@ hg_audit_patient(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || IsParallelWorker())
 		PG_RETURN_BOOL(true);
 	entry = statement_entry(false, &qd);
-	if (entry != NULL && !entry->many_patients)
+	if (entry != NULL && !entry->many_patients && !is_last_patient(entry, PG_GETARG_TEXT_PP(0)))
 	{
 		char	   *patient = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
