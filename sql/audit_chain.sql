@@ -148,53 +148,29 @@ SELECT audit_error_of('SELECT hipaa_guard.audit_note(''hello'')') AS note;
 RESET ROLE;
 
 -- The tampering below rewrites the packed bytes as an attacker would, with
--- the helpers of test/lib/audit_tamper.sql, and puts the rows back after
--- each case from this copy.
+-- the helpers of test/lib/audit_tamper.sql, which turn the guard trigger off
+-- around each change.  The rows are put back after each case.
 \set ECHO none
 \i test/lib/audit_tamper.sql
 \set ECHO all
-CREATE TEMP TABLE saved_rows AS
-SELECT * FROM hipaa_guard.audit_log WHERE last_seq > :start_seq;
-CREATE FUNCTION pg_temp.restore_rows() RETURNS void LANGUAGE sql AS $$
-UPDATE hipaa_guard.audit_log AS l
-   SET records = s.records, last_seq = s.last_seq, patients = s.patients,
-       logged_from = s.logged_from, logged_to = s.logged_to
-  FROM saved_rows AS s
- WHERE l.first_seq = s.first_seq
-$$;
+SELECT pg_temp.tamper_save(:start_seq + 1, :start_seq + 5);
 
--- Tampering 1: a superuser edits a sealed record with the triggers off.
--- The block's hash no longer matches.
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
+-- Tampering 1: a superuser edits a sealed record.  The block's hash no
+-- longer matches.
 SELECT pg_temp.tamper_edit(:start_seq + 3, 22, 'edited');
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
 SELECT detail FROM hipaa_guard.audit_trail WHERE seq = :start_seq + 3;
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq, reason FROM audit_verdict();
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-SELECT pg_temp.restore_rows();
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_restore();
 SELECT * FROM audit_verdict();
 
 -- Tampering 2: a superuser deletes a sealed record and shortens its row's
 -- range to match.
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 SELECT pg_temp.tamper_delete(:start_seq + 2);
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
 SELECT count(*) AS records_left FROM hipaa_guard.audit_trail
  WHERE seq > :start_seq AND seq <= :start_seq + 5;
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
   FROM audit_verdict();
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-SELECT pg_temp.restore_rows();
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_restore();
 SELECT * FROM audit_verdict();
 
 -- Tampering 3: a superuser inserts a forged record after the last sealed
@@ -208,77 +184,44 @@ VALUES (:last_seq + 1, :last_seq + 1, :last_block, now(), now(),
         pg_temp.tamper_record(:last_seq + 1, 'read', 'forged'));
 SELECT kind, detail FROM hipaa_guard.audit_trail WHERE seq = :last_seq + 1;
 SELECT ok, failed_block, failed_seq - :last_seq AS failed_seq, reason FROM audit_verdict();
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-DELETE FROM hipaa_guard.audit_log WHERE first_seq = :last_seq + 1;
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_unguarded(format('DELETE FROM hipaa_guard.audit_log WHERE first_seq = %s',
+                                       :last_seq + 1));
 SELECT * FROM audit_verdict();
 -- The same record slipped into a sealed row, whose range is left alone.
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log
-   SET records = records || pg_temp.tamper_record(last_seq + 1, 'read', 'forged')
- WHERE first_seq = (SELECT min(first_seq) FROM saved_rows);
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_unguarded(format(
+    'UPDATE hipaa_guard.audit_log SET records = records || %L WHERE first_seq = %s',
+    pg_temp.tamper_record(:start_seq + 6, 'read', 'forged'), :start_seq + 1));
 SELECT ok, failed_block - :start_block AS failed_block, reason FROM audit_verdict();
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-SELECT pg_temp.restore_rows();
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_restore();
 SELECT * FROM audit_verdict();
 
 -- Tampering 4: a superuser swaps the places of two records, which
 -- reorders them.
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
 SELECT pg_temp.tamper_swap(:start_seq + 4, :start_seq + 5);
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
   FROM audit_verdict();
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-SELECT pg_temp.restore_rows();
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_restore();
 SELECT * FROM audit_verdict();
 
 -- The unhashed columns that the indexes use are checked too: a row whose
 -- time range or patients were changed would hide its records from the
 -- auditors' functions.
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log SET logged_to = logged_to - interval '1 day'
- WHERE first_seq = (SELECT min(first_seq) FROM saved_rows);
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_unguarded(format(
+    'UPDATE hipaa_guard.audit_log SET logged_to = logged_to - interval ''1 day'' WHERE first_seq = %s',
+    :start_seq + 1));
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
   FROM audit_verdict();
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-SELECT pg_temp.restore_rows();
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_restore();
 SELECT * FROM audit_verdict();
 -- A record whose bytes end early is malformed; the views refuse to show it.
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log SET records = substring(records FROM 1 FOR length(records) - 3)
- WHERE first_seq = (SELECT min(first_seq) FROM saved_rows);
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_unguarded(format(
+    'UPDATE hipaa_guard.audit_log SET records = substring(records FROM 1 FOR length(records) - 3) WHERE first_seq = %s',
+    :start_seq + 1));
 SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
   FROM audit_verdict();
 SELECT pg_catalog.regexp_replace(audit_error_of('SELECT count(*) FROM hipaa_guard.audit_trail'),
                                   '[0-9]+ is', 'N is') AS read_malformed;
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-SELECT pg_temp.restore_rows();
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT pg_temp.tamper_restore();
 SELECT * FROM audit_verdict();
 
 -- A block row edited to match a forged range breaks the hash too.

@@ -139,16 +139,11 @@ like($vout, qr/^ok: \d+ blocks, \d+ records/, 'the independent verifier accepts 
 # The edit rewrites the stored bytes with test/lib/audit_tamper.sql.
 my $tamper_sql = PostgreSQL::Test::Utils::slurp_file("$FindBin::RealBin/../lib/audit_tamper.sql");
 $node->safe_psql('postgres', $tamper_sql . q{
-CREATE TABLE tamper_saved AS
-SELECT * FROM hipaa_guard.audit_log WHERE first_seq <= 3 AND last_seq >= 3;
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-SELECT pg_temp.tamper_edit(3, 11, 'tampered');
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
+SELECT actor FROM hipaa_guard.audit_trail WHERE seq = 3 \gset
+SELECT pg_temp.tamper_edit(3, 11, 'tampered:' || :'actor');
 });
-is($node->safe_psql('postgres', 'SELECT actor FROM hipaa_guard.audit_trail WHERE seq = 3'),
-	'tampered', 'a superuser edited the actor of record 3');
+like($node->safe_psql('postgres', 'SELECT actor FROM hipaa_guard.audit_trail WHERE seq = 3'),
+	qr/^tampered:/, 'a superuser edited the actor of record 3');
 export_trail();
 ($vout, $verr) = ('', '');
 IPC::Run::run([ $verifier, '--records', $records_csv, '--blocks', $blocks_csv,
@@ -156,14 +151,9 @@ IPC::Run::run([ $verifier, '--records', $records_csv, '--blocks', $blocks_csv,
 like($vout, qr/^FAIL at (block|seq) /, 'and rejects the export of an edited trail');
 is($node->safe_psql('postgres', 'SELECT ok FROM hipaa_guard.verify_audit_chain()'),
 	'f', 'as verify_audit_chain() does');
-$node->safe_psql('postgres', q{
-BEGIN;
-ALTER TABLE hipaa_guard.audit_log DISABLE TRIGGER audit_log_guard;
-UPDATE hipaa_guard.audit_log AS l SET records = s.records
-  FROM tamper_saved AS s WHERE l.first_seq = s.first_seq;
-ALTER TABLE hipaa_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_guard;
-COMMIT;
-DROP TABLE tamper_saved;
+$node->safe_psql('postgres', $tamper_sql . q{
+SELECT substr(actor, 10) AS actor FROM hipaa_guard.audit_trail WHERE seq = 3 \gset
+SELECT pg_temp.tamper_edit(3, 11, :'actor');
 });
 is(verified(), 'true', 'the edit undone, the chain verifies again');
 
