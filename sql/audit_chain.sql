@@ -75,6 +75,11 @@ SELECT first_seq - :start_seq AS first_seq, last_seq - :start_seq AS last_seq,
        block - :start_block AS block, logged_from <= logged_to AS ordered, patients,
        position(convert_to('regress record 3', 'UTF8') IN records) > 0 AS holds_record_3
   FROM hipaa_guard.audit_log WHERE last_seq > :start_seq ORDER BY first_seq;
+-- Rows larger than PostgreSQL's 2 kB threshold are compressed with LZ4 in
+-- their heap page.
+SELECT attname, attstorage, attcompression FROM pg_catalog.pg_attribute
+ WHERE attrelid = 'hipaa_guard.audit_log'::regclass AND attname IN ('patients', 'records')
+ ORDER BY attname;
 SELECT block - :start_block AS block, first_seq - :start_seq AS first_seq,
        last_seq - :start_seq AS last_seq, pg_catalog.length(hash) AS hash_bytes
   FROM hipaa_guard.audit_block WHERE block > :start_block ORDER BY block;

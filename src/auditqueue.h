@@ -52,10 +52,10 @@ extern int	hg_audit_seal_interval;
 #define HG_LOG_RECORDS			6
 
 /*
- * Bytes of records after which the sealer starts a new row, so that a row
- * with its patients stays within one heap page, which the table's
- * toast_tuple_target lets it fill.  A single larger record is stored alone
- * and moved out of line.
+ * Bytes of records after which the sealer starts a new row.  Compressed, a
+ * row takes about 500 bytes; uncompressed (a server without LZ4), it still
+ * fits in one heap page with its patients.  A single larger record is
+ * stored alone and may be moved out of line.
  */
 #define HG_LOG_ROW_BYTES		6000
 

@@ -85,6 +85,10 @@ is( $node->safe_psql(
 is($node->safe_psql('postgres', 'SELECT count(*) FROM items'),
 	$transactions, 'each transaction inserted one row');
 is(verified(), 'true', 'the chain verifies after the concurrent run');
+is( $node->safe_psql(
+		'postgres', q{SELECT bool_and(pg_column_compression(records) = 'lz4')
+		  FROM hipaa_guard.audit_log WHERE last_seq - first_seq >= 10}),
+	't', 'full rows of packed records are stored compressed');
 
 # A crash while 4 clients insert: every committed row has its record.
 my $burst = "$tempdir/burst.sql";
