@@ -184,6 +184,28 @@ SELECT hipaa_guard.break_glass('pat-7', 'Unconscious patient in the ED, allergy 
 RESET SESSION AUTHORIZATION;
 RESET hipaa_guard.break_glass_max_duration;
 
+-- Each use is an access record in the audit trail with its patient, also
+-- when its transaction rolls back.  The reason stays out of the trail.
+SET SESSION AUTHORIZATION regress_dr_a;
+BEGIN;
+\set VERBOSITY terse
+SELECT hipaa_guard.break_glass('pat-8', 'Unconscious patient in the ED, allergy history needed') > 0 AS opened;
+\set VERBOSITY default
+ROLLBACK;
+RESET SESSION AUTHORIZATION;
+DO $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        EXIT WHEN (SELECT queued_in_memory + queued_in_table = 0 FROM hipaa_guard.audit_status());
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT kind, actor, patients, status,
+       regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail,
+       detail LIKE '%ED%' AS reason_in_trail
+  FROM hipaa_guard.audit_trail WHERE command = 'BREAK GLASS' ORDER BY seq;
+
 SET SESSION AUTHORIZATION regress_acc_auditor;
 SELECT event_id = :glass_1 AS first, severity, actor, login, patient, reason, access, acknowledged
   FROM hipaa_guard.break_glass_review ORDER BY event_id;

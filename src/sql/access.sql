@@ -354,6 +354,11 @@ BEGIN
     -- and log_event() leaves out the statement, which does.
     PERFORM @extschema@.log_event(format('hipaa_guard: break-glass access by actor "%s" (login "%s"), event %s, for %s',
                                          me, session_user, id, duration));
+    -- Durable like the log line, with the patient.  The reason is free text
+    -- that may name the patient, so it stays in break_glass_events.
+    PERFORM @extschema@.audit_event('access', 'BREAK GLASS', NULL,
+                                    format('event %s, severity high, for %s', id, duration),
+                                    ARRAY[break_glass.patient]);
     RAISE WARNING 'break-glass access recorded as event % for review', id
         USING DETAIL = format('Access ends at %s.', now() + duration);
     RETURN id;

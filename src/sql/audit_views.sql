@@ -21,7 +21,8 @@ BEGIN
         RAISE EXCEPTION 'time window must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF from_ts > to_ts THEN
-        RAISE EXCEPTION 'time window starts after it ends' USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'time window starts after it ends' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass the earlier time first.';
     END IF;
 END
 $$;
@@ -90,7 +91,8 @@ BEGIN
                   coalesce(l.rows::text, 'an unknown number of'),
                   CASE WHEN l.rows = 1 THEN 'row' ELSE 'rows' END,
                   coalesce(l.relation, 'decrypted values'),
-                  CASE WHEN l.decrypts > 0 THEN format(', %s values decrypted', l.decrypts) ELSE '' END,
+                  CASE WHEN l.decrypts = 1 THEN ', 1 value decrypted'
+                       WHEN l.decrypts > 1 THEN format(', %s values decrypted', l.decrypts) ELSE '' END,
                   CASE WHEN l.status = 'aborted' THEN ', in a transaction that rolled back' ELSE '' END),
            coalesce(l.purpose, 'not stated'), l.seq
       FROM @extschema@.audit_log AS p
