@@ -218,6 +218,26 @@ SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq 
   FROM audit_verdict();
 SELECT pg_temp.tamper_restore();
 SELECT * FROM audit_verdict();
+-- A row moved to another block, or stretched past its block's end.
+SELECT pg_temp.tamper_unguarded(format(
+    'UPDATE hipaa_guard.audit_log SET block = block + 1 WHERE first_seq = %s', :start_seq + 1));
+SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
+  FROM audit_verdict();
+SELECT pg_temp.tamper_restore();
+SELECT pg_temp.tamper_unguarded(format(
+    'UPDATE hipaa_guard.audit_log SET last_seq = last_seq + 1 WHERE first_seq = %s', :start_seq + 1));
+SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
+  FROM audit_verdict();
+SELECT pg_temp.tamper_restore();
+-- A row whose first record is cut short cannot be read at all.
+SELECT pg_temp.tamper_unguarded(format(
+    'UPDATE hipaa_guard.audit_log SET records = substring(records FROM 1 FOR 10) WHERE first_seq = %s',
+    :start_seq + 1));
+SELECT ok, failed_block - :start_block AS failed_block, failed_seq - :start_seq AS failed_seq, reason
+  FROM audit_verdict();
+SELECT audit_error_of('SELECT count(*) FROM hipaa_guard.audit_trail') AS read_malformed;
+SELECT pg_temp.tamper_restore();
+SELECT * FROM audit_verdict();
 -- A record whose bytes end early is malformed; the views refuse to show it.
 SELECT pg_temp.tamper_unguarded(format(
     'UPDATE hipaa_guard.audit_log SET records = substring(records FROM 1 FOR length(records) - 3) WHERE first_seq = %s',
