@@ -90,7 +90,7 @@ hg_audit_append_uint64(StringInfo buf, uint64 value)
 	hg_audit_append_field(buf, digits, pg_ulltoa_n(value, digits));
 }
 
-/* Text in UTF-8, which the format prescribes whatever the server encoding. */
+/* Append text in UTF-8, which the format prescribes in any server encoding. */
 void
 hg_audit_append_text(StringInfo buf, const char *s, int len)
 {
@@ -121,7 +121,7 @@ hg_audit_append_array(StringInfo buf, Datum value)
 	pfree(s);
 }
 
-/* The text form of one queue column, as docs/audit-format.md lists it. */
+/* Append the text form of one queue column, as docs/audit-format.md lists it. */
 static void
 append_column(StringInfo buf, int att, Datum value)
 {
@@ -243,7 +243,7 @@ hg_audit_field_int64(const HgAuditField *field, int64 *value)
 	return true;
 }
 
-/* Whether a field holds exactly the given ASCII text. */
+/* Return whether a field is exactly the given ASCII text. */
 bool
 hg_audit_field_equals(const HgAuditField *field, const char *expected)
 {
@@ -252,7 +252,10 @@ hg_audit_field_equals(const HgAuditField *field, const char *expected)
 	return field->len == (int) len && memcmp(field->data, expected, len) == 0;
 }
 
-/* A text field in the server encoding, palloc'd and NUL-terminated. */
+/*
+ * Return a text field in the server encoding, palloc'd and NUL-terminated,
+ * or NULL when the field contains a NUL byte.
+ */
 char *
 hg_audit_field_cstring(const HgAuditField *field)
 {
@@ -263,7 +266,10 @@ hg_audit_field_cstring(const HgAuditField *field)
 	return pg_any_to_server(s, field->len, PG_UTF8);
 }
 
-/* The logged_at field as a timestamptz; false when it is not one. */
+/*
+ * Convert the logged_at field to a timestamptz.  Returns false when it is
+ * not one.
+ */
 bool
 hg_audit_field_timestamp(const HgAuditField *field, TimestampTz *ts)
 {
@@ -276,7 +282,10 @@ hg_audit_field_timestamp(const HgAuditField *field, TimestampTz *ts)
 	return true;
 }
 
-/* A text[] field as an array; NULL when the text is not an array. */
+/*
+ * Convert a text[] field to an array.  Sets *ok to false when the field is
+ * not valid text; array_in() raises an error on a malformed array.
+ */
 Datum
 hg_audit_field_array(const HgAuditField *field, bool *ok)
 {
@@ -326,6 +335,7 @@ hg_audit_patient_union(List *patients, bool *isnull)
 {
 	Datum	   *elements;
 	int			n = 0;
+	const char *previous = NULL;
 	ListCell   *cell;
 
 	*isnull = (patients == NIL);
@@ -337,14 +347,15 @@ hg_audit_patient_union(List *patients, bool *isnull)
 	{
 		const char *patient = lfirst(cell);
 
-		if (n > 0 && strcmp(patient, lfirst(list_nth_cell(patients, foreach_current_index(cell) - 1))) == 0)
+		if (previous != NULL && strcmp(patient, previous) == 0)
 			continue;
 		elements[n++] = CStringGetTextDatum(patient);
+		previous = patient;
 	}
 	return PointerGetDatum(construct_array(elements, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-/* Whether two text[] values print the same. */
+/* Return whether two text[] values print the same. */
 bool
 hg_audit_arrays_equal(Datum a, Datum b)
 {
@@ -361,7 +372,7 @@ hg_audit_arrays_equal(Datum a, Datum b)
  *		The views' decoders
  * ---------------------------------------------------------------- */
 
-/* index counts from 0 within the row; its first record's seq is first_seq. */
+/* Raise the error for a malformed record.  index counts from 0 within its row. */
 static void
 corrupt_record(int64 first_seq, int index)
 {
@@ -479,7 +490,7 @@ decode_records(FunctionCallInfo fcinfo, bool typed)
 	MemoryContextDelete(per_record);
 }
 
-/* hipaa_guard.audit_records(records bytea): the records of a packed row. */
+/* hipaa_guard.audit_records(records bytea) returns the records of a packed row. */
 PG_FUNCTION_INFO_V1(hg_audit_records);
 Datum
 hg_audit_records(PG_FUNCTION_ARGS)
@@ -488,7 +499,7 @@ hg_audit_records(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* hipaa_guard.audit_record_fields(records bytea): the same, as hashed text. */
+/* hipaa_guard.audit_record_fields(records bytea) returns them as hashed text. */
 PG_FUNCTION_INFO_V1(hg_audit_record_fields);
 Datum
 hg_audit_record_fields(PG_FUNCTION_ARGS)

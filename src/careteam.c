@@ -488,9 +488,9 @@ hg_cares_for_support(PG_FUNCTION_ARGS)
  * heap scan.  It still does when given the true length, because the model
  * counts every heap page as a read from disk, which a bitmap heap scan
  * orders.  The patients of one actor are read again and again, so their
- * pages are usually in memory, and there the bitmap heap scan costs more:
- * a buffer lookup per page to prefetch it, the sort of the pages, and a
- * visibility pass per page.  On the 2,000 rows of 200 patients that
+ * pages are usually in memory.  There the bitmap heap scan costs more,
+ * because of a buffer lookup per page to prefetch it, the sort of the
+ * pages, and a visibility pass per page.  On the 2,000 rows of 200 patients that
  * test/bench/access reads (in memory, 2 cores), it ran at 0.52 to 0.64 of
  * the plain index scan's rate.  So, unless hipaa_guard.enable_care_bitmapscan
  * is on, a bitmap heap scan over the list's index condition alone gives way
@@ -549,7 +549,7 @@ care_list_bitmap_source(RelOptInfo *rel, Path *path)
 static void
 hg_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry *rte)
 {
-	List	   *kept = NIL;
+	List	   *remaining_paths = NIL;
 	List	   *replacements = NIL;
 	ListCell   *lc;
 
@@ -566,11 +566,11 @@ hg_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry
 		if (source)
 			replacements = lappend(replacements, source);
 		else
-			kept = lappend(kept, path);
+			remaining_paths = lappend(remaining_paths, path);
 	}
 	if (replacements != NIL)
 	{
-		rel->pathlist = kept;
+		rel->pathlist = remaining_paths;
 
 		/*
 		 * add_path() never frees a rejected IndexPath, because bitmap paths
@@ -581,15 +581,15 @@ hg_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry
 	}
 
 	/* Parallel bitmap heap scans of the list go too, with no replacement. */
-	kept = NIL;
+	remaining_paths = NIL;
 	foreach(lc, rel->partial_pathlist)
 	{
 		Path	   *path = (Path *) lfirst(lc);
 
 		if (care_list_bitmap_source(rel, path) == NULL)
-			kept = lappend(kept, path);
+			remaining_paths = lappend(remaining_paths, path);
 	}
-	rel->partial_pathlist = kept;
+	rel->partial_pathlist = remaining_paths;
 }
 
 /*

@@ -80,9 +80,9 @@
 bool		hg_sealer_active = false;
 
 /*
- * Largest memory block of the sealer's per-block contexts.  Larger blocks
- * are mapped from the kernel and unmapped at each reset, and touching them
- * again page faults; smaller ones stay in malloc's heap between blocks.
+ * Largest memory block of the sealer's per-block contexts.  malloc maps
+ * larger blocks from the kernel and unmaps them at each reset, so touching
+ * them again page faults.  Smaller blocks stay in malloc's heap.
  */
 #define HG_SMALL_BLOCKS_MAXSIZE	(64 * 1024)
 

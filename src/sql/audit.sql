@@ -41,11 +41,11 @@ CREATE TABLE @extschema@.audit_queue (
 );
 
 -- The sealed trail.  Only the sealing worker inserts, nothing updates or
--- deletes.  A row holds the consecutive records first_seq to last_seq of
--- one block, packed as the bytes that are hashed (docs/audit-format.md); a
--- heap row per record cost the sealer more than a read-heavy load leaves
--- it.  block, logged_from, logged_to and patients are not hashed: they
--- serve the indexes, and verify_audit_chain() checks them against the
+-- deletes.  A row contains the consecutive records first_seq to last_seq of
+-- one block, packed as the bytes that are hashed (docs/audit-format.md),
+-- because a heap row per record cost the sealer more than a read-heavy load
+-- leaves it.  block, logged_from, logged_to and patients are not hashed.
+-- They serve the indexes, so verify_audit_chain() checks them against the
 -- records.  The views unpack the records with audit_records().
 CREATE TABLE @extschema@.audit_log (
     first_seq bigint PRIMARY KEY,
