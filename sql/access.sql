@@ -49,8 +49,14 @@ SELECT patient, count(*) FROM acc_encounters GROUP BY 1 ORDER BY 1;
 SELECT count(*) FROM acc_encounters;
 SELECT count(*) FROM acc_encounters WHERE patient = 'pat-3';
 SELECT * FROM acc_patients ORDER BY 1;
--- One patient's lookup uses the patient index; the actor's patients are
--- computed once, by an InitPlan, not once per row.
+-- cares_for(patient) is the policy's test: whether the actor may see the
+-- patient now.
+SELECT hipaa_guard.cares_for('pat-1') AS pat_1, hipaa_guard.cares_for('pat-3') AS pat_3,
+       hipaa_guard.cares_for(NULL) AS no_patient;
+-- One patient's lookup uses the patient index, and cares_for() checks each
+-- of its rows against the actor's patients, looked up once per statement.
+-- A query for all of them scans the index for the list, which
+-- my_patients() returns once per scan.
 EXPLAIN (COSTS OFF) SELECT * FROM acc_encounters WHERE patient = 'pat-1';
 EXPLAIN (COSTS OFF) SELECT * FROM acc_encounters;
 -- All of the actor's patients are read with a plain index scan of the list,

@@ -101,6 +101,7 @@ care_inval_callback(Datum arg, Oid relid)
 static Oid	fn_actor = InvalidOid;
 static Oid	fn_mfa_ok = InvalidOid;
 static Oid	fn_compute = InvalidOid;
+static Oid	fn_my_patients = InvalidOid;
 
 /* Looked up once, because my_patients() calls both at every statement. */
 static FmgrInfo actor_info;
@@ -133,6 +134,7 @@ resolve_objects(void)
 	fn_actor = extension_function(schema, "actor");
 	fn_mfa_ok = extension_function(schema, "actor_mfa_ok");
 	fn_compute = extension_function(schema, "compute_my_patients");
+	fn_my_patients = extension_function(schema, "my_patients");
 	fmgr_info_cxt(fn_actor, &actor_info, TopMemoryContext);
 	fmgr_info_cxt(fn_mfa_ok, &mfa_ok_info, TopMemoryContext);
 	cache.valid = false;
@@ -187,9 +189,8 @@ compute_patients(const char *actor, bool mfa_ok)
  * hipaa_guard.my_patients(): the patients the current actor may see now.
  * "Now" is the start of the transaction, as for now() in the SQL it caches.
  */
-PG_FUNCTION_INFO_V1(hg_my_patients);
-Datum
-hg_my_patients(PG_FUNCTION_ARGS)
+static ArrayType *
+current_patients(void)
 {
 	bool		isnull;
 	char	   *actor;
@@ -203,7 +204,15 @@ hg_my_patients(PG_FUNCTION_ARGS)
 	if (!(cache.valid && cache.mfa_ok == mfa_ok && strcmp(cache.actor, actor) == 0 &&
 		  at < cache.valid_until))
 		compute_patients(actor, mfa_ok);
-	PG_RETURN_ARRAYTYPE_P(DatumGetArrayTypePCopy(PointerGetDatum(cache.patients)));
+	pfree(actor);
+	return cache.patients;
+}
+
+PG_FUNCTION_INFO_V1(hg_my_patients);
+Datum
+hg_my_patients(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_ARRAYTYPE_P(DatumGetArrayTypePCopy(PointerGetDatum(current_patients())));
 }
 
 /*
@@ -226,9 +235,10 @@ hg_care_changed(PG_FUNCTION_ARGS)
 
 /*
  * hipaa_guard.cares_for(patient, patients): whether patient is one of
- * patients, compared byte by byte.  The care-team policy calls it with the
- * InitPlan's list, which is the same for every row of a statement.  So the
- * list is sorted once into a set, and each row costs a binary search.
+ * patients, compared byte by byte.  A query that passes a list, such as
+ * (SELECT my_patients()), passes the same one for every row of a statement.
+ * So the list is sorted once into a set, and each row costs a binary search.
+ * cares_for(patient), the policy's test, uses the same sets.
  */
 struct PatientSet
 {
@@ -240,6 +250,9 @@ struct PatientSet
 	int		   *lengths;
 };
 
+/* Counts replacements of session_set, so that a holder can tell its set is gone. */
+static uint64 session_set_generation = 0;
+
 static void
 retire_session_set(void)
 {
@@ -247,6 +260,7 @@ retire_session_set(void)
 		MemoryContextDelete(retired_set->context);
 	retired_set = session_set;
 	session_set = NULL;
+	session_set_generation++;
 }
 
 static int
@@ -316,8 +330,8 @@ build_patient_set(MemoryContext parent, ArrayType *patients)
 }
 
 /*
- * The set a cares_for() call site uses: the session's set when its list is
- * the cached one (the policy's case), so that a statement does not sort the
+ * The set a cares_for(patient, patients) call site uses: the session's set
+ * when its list is the cached one, so that a statement does not sort the
  * list again, or a set of its own.
  */
 typedef struct CaresForState
@@ -346,6 +360,28 @@ find_patient_set(FmgrInfo *flinfo, ArrayType *patients)
 	return build_patient_set(flinfo->fn_mcxt, patients);
 }
 
+static bool
+set_contains(PatientSet *set, text *patient)
+{
+	const char *id = VARDATA_ANY(patient);
+	int			len = VARSIZE_ANY_EXHDR(patient);
+	int			low = 0;
+
+	for (int high = set->count - 1; low <= high;)
+	{
+		int			mid = low + (high - low) / 2;
+		int			cmp = compare_ids(id, len, set->ids[mid], set->lengths[mid]);
+
+		if (cmp == 0)
+			return true;
+		if (cmp < 0)
+			high = mid - 1;
+		else
+			low = mid + 1;
+	}
+	return false;
+}
+
 PG_FUNCTION_INFO_V1(hg_cares_for);
 Datum
 hg_cares_for(PG_FUNCTION_ARGS)
@@ -353,10 +389,6 @@ hg_cares_for(PG_FUNCTION_ARGS)
 	text	   *patient = PG_GETARG_TEXT_PP(0);
 	ArrayType  *patients = PG_GETARG_ARRAYTYPE_P(1);
 	CaresForState *state = (CaresForState *) fcinfo->flinfo->fn_extra;
-	PatientSet *set;
-	const char *id = VARDATA_ANY(patient);
-	int			len = VARSIZE_ANY_EXHDR(patient);
-	int			low = 0;
 
 	if (state == NULL)
 	{
@@ -374,20 +406,49 @@ hg_cares_for(PG_FUNCTION_ARGS)
 			state->set = find_patient_set(fcinfo->flinfo, patients);
 		state->argument = (Pointer) patients;
 	}
-	set = state->set;
-	for (int high = set->count - 1; low <= high;)
-	{
-		int			mid = low + (high - low) / 2;
-		int			cmp = compare_ids(id, len, set->ids[mid], set->lengths[mid]);
+	PG_RETURN_BOOL(set_contains(state->set, patient));
+}
 
-		if (cmp == 0)
-			PG_RETURN_BOOL(true);
-		if (cmp < 0)
-			high = mid - 1;
-		else
-			low = mid + 1;
+/*
+ * hipaa_guard.cares_for(patient): whether the current actor may see the
+ * patient now; the care-team policy on a text patient column.  The actor's
+ * set is looked up at the first row of each execution of the policy's
+ * expression (the executor builds a new FmgrInfo each time), and each row
+ * costs a binary search.  Passing the list from an InitPlan instead costs
+ * a plan node, a copy of the list and its comparison with the cached one at
+ * every statement, which made a clinician's point lookup about a tenth
+ * slower.
+ */
+typedef struct ActorSetState
+{
+	PatientSet *set;
+	uint64		generation;		/* session_set_generation when set was taken */
+} ActorSetState;
+
+PG_FUNCTION_INFO_V1(hg_cares_for_actor);
+Datum
+hg_cares_for_actor(PG_FUNCTION_ARGS)
+{
+	text	   *patient = PG_GETARG_TEXT_PP(0);
+	ActorSetState *state = (ActorSetState *) fcinfo->flinfo->fn_extra;
+
+	/* A replaced set may be freed at the next replacement; take the current one. */
+	if (state == NULL || state->generation != session_set_generation)
+	{
+		ArrayType  *patients;
+
+		if (state == NULL)
+		{
+			state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ActorSetState));
+			fcinfo->flinfo->fn_extra = state;
+		}
+		patients = current_patients();
+		if (session_set == NULL)
+			session_set = build_patient_set(TopMemoryContext, patients);
+		state->set = session_set;
+		state->generation = session_set_generation;
 	}
-	PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(set_contains(state->set, patient));
 }
 
 /* Whether clause restricts the column expression column to given values. */
@@ -423,13 +484,16 @@ restricts_column(Node *clause, Node *column)
 	return false;
 }
 
-/* cares_for()'s OID, as its support function last saw it */
+/* The OIDs of cares_for(patient, patients) and cares_for(patient), as their support function last saw them */
 static Oid	cares_for_fn = InvalidOid;
+static Oid	cares_for_actor_fn = InvalidOid;
 
 /*
  * Planner support of cares_for(): turn it into "patient = ANY (patients)",
- * an index condition on the patient column, so that a query for all of the
- * actor's patients scans the patient index.  It declines when the query
+ * or "patient = ANY (my_patients())" for cares_for(patient), an index
+ * condition on the patient column, so that a query for all of the actor's
+ * patients scans the patient index.  The executor computes the list of such
+ * a condition once per scan.  It declines when the query
  * itself restricts the patient column to given values, because the index
  * then finds those rows.  As a second index condition, the list would cost
  * one btree descent per patient in PostgreSQL 15; as a filter it costs one
@@ -446,12 +510,13 @@ hg_cares_for_support(PG_FUNCTION_ARGS)
 	Oid			eqop;
 	ListCell   *lc;
 	ScalarArrayOpExpr *any;
+	Node	   *list;
 
 	if (!IsA(rawreq, SupportRequestIndexCondition))
 		PG_RETURN_POINTER(NULL);
 	req = (SupportRequestIndexCondition *) rawreq;
 	call = (FuncExpr *) req->node;
-	if (!IsA(call, FuncExpr) || list_length(call->args) != 2 || req->indexarg != 0 ||
+	if (!IsA(call, FuncExpr) || list_length(call->args) > 2 || req->indexarg != 0 ||
 		req->index->relam != BTREE_AM_OID ||
 		!OidIsValid(req->indexcollation) || !get_collation_isdeterministic(req->indexcollation))
 		PG_RETURN_POINTER(NULL);
@@ -459,7 +524,18 @@ hg_cares_for_support(PG_FUNCTION_ARGS)
 	if (!OidIsValid(eqop))
 		PG_RETURN_POINTER(NULL);
 
-	cares_for_fn = call->funcid;
+	if (list_length(call->args) == 2)
+	{
+		cares_for_fn = call->funcid;
+		list = copyObject(lsecond(call->args));
+	}
+	else
+	{
+		resolve_objects();
+		cares_for_actor_fn = call->funcid;
+		list = (Node *) makeFuncExpr(fn_my_patients, TEXTARRAYOID, NIL, InvalidOid,
+									 InvalidOid, COERCE_EXPLICIT_CALL);
+	}
 	column = strip_implicit_coercions(linitial(call->args));
 	foreach(lc, req->index->rel->baserestrictinfo)
 	{
@@ -474,7 +550,7 @@ hg_cares_for_support(PG_FUNCTION_ARGS)
 	any->opfuncid = get_opcode(eqop);
 	any->useOr = true;
 	any->inputcollid = req->indexcollation;
-	any->args = list_make2(copyObject(linitial(call->args)), copyObject(lsecond(call->args)));
+	any->args = list_make2(copyObject(linitial(call->args)), list);
 	any->location = -1;
 	req->lossy = false;
 	PG_RETURN_POINTER(list_make1(any));
@@ -525,7 +601,8 @@ scans_care_list(RelOptInfo *rel, IndexPath *ipath)
 		Node	   *clause = (Node *) iclause->rinfo->clause;
 
 		if (!iclause->lossy && IsA(clause, FuncExpr) &&
-			((FuncExpr *) clause)->funcid == cares_for_fn &&
+			(((FuncExpr *) clause)->funcid == cares_for_fn ||
+			 ((FuncExpr *) clause)->funcid == cares_for_actor_fn) &&
 			list_member_ptr(rel->baserestrictinfo, iclause->rinfo))
 			return true;
 	}
@@ -555,7 +632,8 @@ hg_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry
 
 	if (prev_set_rel_pathlist_hook)
 		prev_set_rel_pathlist_hook(root, rel, rti, rte);
-	if (hg_enable_care_bitmapscan || !OidIsValid(cares_for_fn) || rte->rtekind != RTE_RELATION)
+	if (hg_enable_care_bitmapscan || rte->rtekind != RTE_RELATION ||
+		(!OidIsValid(cares_for_fn) && !OidIsValid(cares_for_actor_fn)))
 		return;
 
 	foreach(lc, rel->pathlist)

@@ -144,10 +144,16 @@ CREATE FUNCTION @extschema@.cares_for(patient text, patients text[]) RETURNS boo
     AS 'MODULE_PATHNAME', 'hg_cares_for' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF COST 1
     SUPPORT @extschema@.cares_for_support;
 COMMENT ON FUNCTION @extschema@.cares_for(text, text[]) IS 'Whether a patient id is in a list of patient ids';
+-- The care-team policy's test.  PARALLEL RESTRICTED: the actor lives in the
+-- leader's session.
+CREATE FUNCTION @extschema@.cares_for(patient text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hg_cares_for_actor' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED LEAKPROOF COST 1
+    SUPPORT @extschema@.cares_for_support;
+COMMENT ON FUNCTION @extschema@.cares_for(text) IS 'Whether the current actor may see this patient now (care assignment or break-glass access)';
 
 -- The care-team policy on one table.  A text or varchar patient column is
--- tested with cares_for(); a column of another type is compared, cast to its
--- own type, with "= ANY".
+-- tested with cares_for(patient); a column of another type is compared, cast
+-- to its own type, with "= ANY" and the list from an InitPlan.
 -- XXX: for those other types, a query that names one patient makes
 -- PostgreSQL 15's btree start one primitive scan per patient of the list.
 -- A point lookup then runs at about 0.67 of the unprotected rate (see
@@ -161,7 +167,7 @@ BEGIN ATOMIC
         'USING (%2$s) WITH CHECK (%2$s)',
         tbl,
         CASE WHEN a.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['text'::pg_catalog.regtype, 'varchar'::pg_catalog.regtype]::pg_catalog.oid[])
-             THEN pg_catalog.format('@extschema@.cares_for(%I, (SELECT @extschema@.my_patients()))', patient_column)
+             THEN pg_catalog.format('@extschema@.cares_for(%I)', patient_column)
              ELSE pg_catalog.format('%I OPERATOR(pg_catalog.=) ANY ((SELECT @extschema@.my_patients())::%s[])',
                                     patient_column, pg_catalog.format_type(a.atttypid, NULL)) END)
       FROM pg_catalog.pg_attribute AS a

@@ -109,7 +109,7 @@ GRANT SELECT ON @extschema@.patient_columns, @extschema@.retention_log, @extsche
 -- Access: hipaa_admin protects tables and manages care and reviews.
 -- Clinicians and the application's login find their patients and break the
 -- glass.  Auditors read the views and the log.
-GRANT EXECUTE ON FUNCTION @extschema@.my_patients(), @extschema@.cares_for(text, text[])
+GRANT EXECUTE ON FUNCTION @extschema@.my_patients(), @extschema@.cares_for(text, text[]), @extschema@.cares_for(text)
     TO hipaa_clinician, hipaa_app;
 GRANT EXECUTE ON FUNCTION @extschema@.break_glass(text, text, interval) TO hipaa_clinician, hipaa_app;
 GRANT EXECUTE ON FUNCTION
