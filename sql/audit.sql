@@ -123,8 +123,8 @@ DEALLOCATE q;
 RESET SESSION AUTHORIZATION;
 SELECT * FROM aud_new();
 
--- A read is recorded when its transaction rolls back; a rolled-back
--- change leaves no record of a committed change.
+-- A read is recorded when its transaction rolls back, and so is a change,
+-- with status aborted.
 SET SESSION AUTHORIZATION regress_aud_reader;
 BEGIN;
 SELECT count(*) FROM aud_patients WHERE patient_id = 1001;
@@ -149,6 +149,44 @@ END
 $$;
 RESET SESSION AUTHORIZATION;
 SELECT kind, command, relation, rows, patients, status, detail FROM aud_new();
+
+-- A change undone by ROLLBACK TO SAVEPOINT or by a PL/pgSQL exception block
+-- is recorded as aborted, and the changes around it as committed.
+SET SESSION AUTHORIZATION regress_aud_reader;
+BEGIN;
+INSERT INTO aud_patients VALUES (1010, 'Kept Visit', '00000');
+SAVEPOINT s1;
+UPDATE aud_patients SET zip = '99999' WHERE patient_id = 1010;
+SAVEPOINT s2;
+DELETE FROM aud_patients WHERE patient_id = 1010;
+ROLLBACK TO SAVEPOINT s1;
+UPDATE aud_patients SET name = 'Kept Visit 2' WHERE patient_id = 1010;
+COMMIT;
+DO $$
+BEGIN
+    UPDATE aud_patients SET zip = '11111' WHERE patient_id = 1010;
+    PERFORM 1 / 0;
+EXCEPTION WHEN division_by_zero THEN
+    DELETE FROM aud_patients WHERE patient_id = 1010;
+END
+$$;
+RESET SESSION AUTHORIZATION;
+SELECT kind, command, row_key, columns, patients, status FROM aud_new() WHERE kind = 'write';
+SELECT count(*) AS left_behind FROM aud_patients WHERE patient_id = 1010;
+
+-- Past 1 MB of copies, the changes that roll back are counted in one
+-- summary record: here 20,000 inserts, most of them only counted.
+CREATE TABLE aud_bulk (id int PRIMARY KEY, patient text);
+SELECT hipaa_guard.enable_audit('aud_bulk', reads => false);
+SELECT count(*) >= 0 AS skipped FROM aud_new();
+BEGIN;
+INSERT INTO aud_bulk SELECT g, 'p' || g FROM generate_series(1, 20000) AS g;
+ROLLBACK;
+SELECT count(*) FILTER (WHERE command = 'INSERT') > 1000 AS listed_one_by_one,
+       count(*) FILTER (WHERE command = 'ROLLBACK') AS summaries,
+       sum(rows) AS changes, bool_and(status = 'aborted') AS all_aborted,
+       max(detail) FILTER (WHERE command = 'ROLLBACK') AS summary_detail
+  FROM aud_new() WHERE kind = 'write';
 
 -- Refusals: a read without privilege, and DDL that would switch the audit off.
 SET SESSION AUTHORIZATION regress_aud_other;
@@ -313,7 +351,7 @@ EXPLAIN (COSTS OFF) SELECT name FROM aud_patients WHERE patient_id = 1001;
 
 DROP VIEW aud_v;
 DROP FUNCTION pg_temp.aud_sql(), pg_temp.aud_plpgsql();
-DROP TABLE aud_scratch, aud_many, aud_visits, aud_patients, aud_mark;
+DROP TABLE aud_scratch, aud_many, aud_visits, aud_patients, aud_bulk, aud_mark;
 DROP FUNCTION aud_new(), aud_wait();
 SELECT hipaa_guard.destroy_key('aud_phi');
 SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name(p)) FROM unnest(ARRAY['1001', '1002']) AS p;

@@ -38,7 +38,12 @@
  * Row changes.  hg_audit_record_in_xact() inserts into audit_queue through
  * the heap in the changing transaction, so the record commits or rolls back
  * with the change; the sealer sets its status to 'committed' because only
- * committed rows are visible to it.
+ * committed rows are visible to it.  The backend also keeps a serialized
+ * copy of each such record until its transaction ends.  If the transaction,
+ * or the subtransaction that made the change, rolls back, the copies are
+ * pushed into the ring with status 'aborted'.  At commit they are dropped.
+ * Past HG_WRITE_COPY_BYTES of copies a transaction's further changes are
+ * only counted, and one summary record stands for those that roll back.
  */
 #include "postgres.h"
 
@@ -96,6 +101,9 @@ int			hg_audit_seal_interval = 200;	/* ms */
 /* A transaction's buffer is pushed early, with status 'open', past these. */
 #define HG_OPEN_PUSH_EVENTS		256
 #define HG_OPEN_PUSH_BYTES		(256 * 1024)
+
+/* Bytes of row-change copies a transaction keeps; see the header comment. */
+#define HG_WRITE_COPY_BYTES		(1024 * 1024)
 
 /* Seconds after which a sealer registration that never started is retried. */
 #define HG_SEALER_START_TIMEOUT	10
@@ -157,6 +165,38 @@ static bool pending_counted = false;	/* counted in pending_backends */
 static HgAuditSlot *my_slot = NULL;
 static bool wake_sealer_at_commit = false;
 static bool callbacks_registered = false;
+
+/*
+ * Copies of this transaction's row-change records, in TopMemoryContext, in
+ * the order they were made, each with the subtransaction that made it.
+ * Subtransaction ids grow in the order subtransactions start, so the copies
+ * made by an aborting subtransaction and its children are the ones with ids
+ * from its own on: a tail of the list.  The same holds for the counts of
+ * changes made past the byte limit, one count per subtransaction.
+ */
+typedef struct WriteCopy
+{
+	SubTransactionId subxid;
+	int			offset;			/* in write_copies.data */
+} WriteCopy;
+
+typedef struct UncopiedWrites
+{
+	SubTransactionId subxid;
+	int64		count;
+} UncopiedWrites;
+
+static StringInfoData write_copies;
+static WriteCopy *copy_list = NULL;
+static int	ncopies = 0;
+static int	max_copies = 0;
+static UncopiedWrites *uncopied = NULL;
+static int	nuncopied = 0;
+static int	max_uncopied = 0;
+/* The record that stands for the changes counted but not copied. */
+static StringInfoData summary_entry;
+static int	summary_rows_offset = -1;	/* where its rows value is */
+static bool copies_counted = false;		/* counted in pending_backends */
 
 /* The sealer's copy of the entries of the block it seals. */
 static char *batch_buffer = NULL;
@@ -764,6 +804,66 @@ push_pending(char status)
 	RESUME_INTERRUPTS();
 }
 
+/* Forget the row-change copies: the transaction committed or prepared. */
+static void
+drop_write_copies(void)
+{
+	/* A transaction that filled the buffer does not keep it for the session. */
+	if (write_copies.data != NULL && write_copies.maxlen > 64 * 1024)
+	{
+		pfree(write_copies.data);
+		write_copies.data = NULL;
+	}
+	else if (write_copies.data != NULL)
+		resetStringInfo(&write_copies);
+	ncopies = 0;
+	nuncopied = 0;
+	if (copies_counted)
+	{
+		pg_atomic_fetch_sub_u32(&my_slot->pending_backends, 1);
+		copies_counted = false;
+	}
+}
+
+/*
+ * Push, with status 'aborted', the row-change copies made by subtransaction
+ * subxid and its children (all of them for TopSubTransactionId), and the
+ * summary of the changes past the byte limit among them.  Runs during
+ * abort: it allocates nothing and raises nothing.
+ */
+static void
+push_aborted_writes(SubTransactionId subxid)
+{
+	int			first = ncopies;
+	int64		summarized = 0;
+
+	while (first > 0 && copy_list[first - 1].subxid >= subxid)
+		first--;
+	while (nuncopied > 0 && uncopied[nuncopied - 1].subxid >= subxid)
+		summarized += uncopied[--nuncopied].count;
+	if (first == ncopies && summarized == 0)
+		return;
+
+	HOLD_INTERRUPTS();
+	if (first < ncopies)
+	{
+		int			start = copy_list[first].offset;
+
+		for (int i = first; i < ncopies; i++)
+			write_copies.data[copy_list[i].offset + ENTRY_STATUS_OFFSET] = STATUS_ABORTED;
+		ring_push(my_slot, write_copies.data + start, write_copies.len - start, ncopies - first);
+		write_copies.len = start;
+		ncopies = first;
+	}
+	if (summarized > 0)
+	{
+		memcpy(summary_entry.data + summary_rows_offset, &summarized, sizeof(summarized));
+		summary_entry.data[ENTRY_STATUS_OFFSET] = STATUS_ABORTED;
+		ring_push(my_slot, summary_entry.data, summary_entry.len, 1);
+	}
+	RESUME_INTERRUPTS();
+}
+
 static void
 wake_sealer_after_commit(void)
 {
@@ -782,20 +882,32 @@ audit_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 			push_pending(STATUS_COMMITTED);
+			drop_write_copies();
 			wake_sealer_after_commit();
 			break;
 		case XACT_EVENT_ABORT:
 			push_pending(STATUS_ABORTED);
+			push_aborted_writes(TopSubTransactionId);
+			drop_write_copies();
 			wake_sealer_at_commit = false;
 			break;
 		case XACT_EVENT_PREPARE:
 			/* Its audit_queue rows become visible at COMMIT PREPARED. */
 			push_pending(STATUS_PREPARED);
+			drop_write_copies();
 			wake_sealer_at_commit = false;
 			break;
 		default:
 			break;
 	}
+}
+
+static void
+audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		push_aborted_writes(mySubid);
 }
 
 /* Forget the cached audit_queue OID when its relation may have changed. */
@@ -812,6 +924,7 @@ hg_audit_init(void)
 	if (callbacks_registered)
 		return;
 	RegisterXactCallback(audit_xact_callback, NULL);
+	RegisterSubXactCallback(audit_subxact_callback, NULL);
 	CacheRegisterRelcacheCallback(audit_relcache_callback, (Datum) 0);
 	callbacks_registered = true;
 }
@@ -1019,9 +1132,10 @@ put_list(StringInfo buf, List *strings)
  * Append the entry that append_entry() writes for build_queue_values()'s
  * row, without making the row.  A read is recorded per statement, so
  * copying a dozen strings into text values first cost measurable time.
+ * rows_offset, when not NULL, receives the position of the rows value.
  */
 static void
-append_event(StringInfo buf, const HgAuditEvent *ev)
+append_event_at(StringInfo buf, const HgAuditEvent *ev, int *rows_offset)
 {
 	const char *actor = hg_actor_id();
 	FullTransactionId xid = GetTopFullTransactionIdIfAny();
@@ -1038,6 +1152,8 @@ append_event(StringInfo buf, const HgAuditEvent *ev)
 	put_cstring(buf, ev->relation);
 	put_cstring(buf, ev->row_key);
 	put_list(buf, ev->columns);
+	if (rows_offset != NULL)
+		*rows_offset = buf->len + sizeof(int32);
 	put_count(buf, ev->rows);
 	put_list(buf, ev->patients);
 	put_count(buf, ev->decrypts);
@@ -1061,6 +1177,12 @@ append_event(StringInfo buf, const HgAuditEvent *ev)
 	put_cstring(buf, ev->detail);
 	entry_len = buf->len - start;
 	memcpy(buf->data + start, &entry_len, sizeof(entry_len));
+}
+
+static void
+append_event(StringInfo buf, const HgAuditEvent *ev)
+{
+	append_event_at(buf, ev, NULL);
 }
 
 /* Common checks of both recording functions. */
@@ -1371,6 +1493,92 @@ hg_audit_check_layout(Relation rel, int natts)
 				 errhint("Reinstall the extension; do not alter the audit trail's tables.")));
 }
 
+/* Count a change past the byte limit of copies, for the summary record. */
+static void
+count_uncopied(SubTransactionId subxid)
+{
+	HgAuditEvent summary;
+
+	if (summary_rows_offset < 0 || nuncopied == 0)
+	{
+		/* Serialized now, because an aborting transaction cannot. */
+		hg_audit_event_init(&summary, HG_AUDIT_WRITE, "ROLLBACK");
+		summary.rows = 0;
+		summary.detail = "row changes that were rolled back, counted in rows and not listed one by one";
+		hg_audit_current_statement(&summary.statement, &summary.query_id);
+		resetStringInfo(&summary_entry);
+		append_event_at(&summary_entry, &summary, &summary_rows_offset);
+	}
+	if (nuncopied > 0 && uncopied[nuncopied - 1].subxid == subxid)
+	{
+		uncopied[nuncopied - 1].count++;
+		return;
+	}
+	if (nuncopied == max_uncopied)
+	{
+		max_uncopied = Max(16, max_uncopied * 2);
+		uncopied = uncopied == NULL
+			? MemoryContextAlloc(TopMemoryContext, max_uncopied * sizeof(UncopiedWrites))
+			: repalloc(uncopied, max_uncopied * sizeof(UncopiedWrites));
+	}
+	uncopied[nuncopied].subxid = subxid;
+	uncopied[nuncopied].count = 1;
+	nuncopied++;
+}
+
+/*
+ * Keep a serialized copy of a row change's record until the transaction
+ * ends (see the header comment).  Everything that can fail happens here,
+ * where an error is an ordinary one.
+ */
+static void
+keep_write_copy(const HgAuditEvent *ev)
+{
+	SubTransactionId subxid = GetCurrentSubTransactionId();
+	int			start;
+
+	if (write_copies.data == NULL || summary_entry.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		if (write_copies.data == NULL)
+			initStringInfo(&write_copies);
+		if (summary_entry.data == NULL)
+			initStringInfo(&summary_entry);
+		MemoryContextSwitchTo(old);
+	}
+	if (!copies_counted)
+	{
+		pg_atomic_fetch_add_u32(&my_slot->pending_backends, 1);
+		copies_counted = true;
+	}
+	if (write_copies.len >= HG_WRITE_COPY_BYTES)
+	{
+		count_uncopied(subxid);
+		return;
+	}
+	start = write_copies.len;
+	append_event(&write_copies, ev);
+	/* An entry must fit in a quarter of the ring to be pushed. */
+	if ((Size) (write_copies.len - start) > ring_capacity() / 4)
+	{
+		write_copies.len = start;
+		write_copies.data[start] = '\0';
+		count_uncopied(subxid);
+		return;
+	}
+	if (ncopies == max_copies)
+	{
+		max_copies = Max(64, max_copies * 2);
+		copy_list = copy_list == NULL
+			? MemoryContextAlloc(TopMemoryContext, max_copies * sizeof(WriteCopy))
+			: repalloc(copy_list, max_copies * sizeof(WriteCopy));
+	}
+	copy_list[ncopies].subxid = subxid;
+	copy_list[ncopies].offset = start;
+	ncopies++;
+}
+
 void
 hg_audit_record_in_xact(const HgAuditEvent *ev)
 {
@@ -1398,6 +1606,7 @@ hg_audit_record_in_xact(const HgAuditEvent *ev)
 	table_close(rel, NoLock);
 	heap_freetuple(tuple);
 
+	keep_write_copy(ev);
 	wake_sealer_at_commit = true;
 }
 
