@@ -187,6 +187,7 @@ typedef struct UncopiedWrites
 } UncopiedWrites;
 
 static StringInfoData write_copies;
+static int	copies_end = 0;			/* end of the last complete copy */
 static WriteCopy *copy_list = NULL;
 static int	ncopies = 0;
 static int	max_copies = 0;
@@ -816,6 +817,7 @@ drop_write_copies(void)
 	}
 	else if (write_copies.data != NULL)
 		resetStringInfo(&write_copies);
+	copies_end = 0;
 	ncopies = 0;
 	nuncopied = 0;
 	if (copies_counted)
@@ -851,8 +853,9 @@ push_aborted_writes(SubTransactionId subxid)
 
 		for (int i = first; i < ncopies; i++)
 			write_copies.data[copy_list[i].offset + ENTRY_STATUS_OFFSET] = STATUS_ABORTED;
-		ring_push(my_slot, write_copies.data + start, write_copies.len - start, ncopies - first);
+		ring_push(my_slot, write_copies.data + start, copies_end - start, ncopies - first);
 		write_copies.len = start;
+		copies_end = start;
 		ncopies = first;
 	}
 	if (summarized > 0)
@@ -1552,11 +1555,13 @@ keep_write_copy(const HgAuditEvent *ev)
 		pg_atomic_fetch_add_u32(&my_slot->pending_backends, 1);
 		copies_counted = true;
 	}
-	if (write_copies.len >= HG_WRITE_COPY_BYTES)
+	if (copies_end >= HG_WRITE_COPY_BYTES)
 	{
 		count_uncopied(subxid);
 		return;
 	}
+	/* An error in an earlier call may have left part of an entry. */
+	write_copies.len = copies_end;
 	start = write_copies.len;
 	append_event(&write_copies, ev);
 	/* An entry must fit in a quarter of the ring to be pushed. */
@@ -1577,6 +1582,7 @@ keep_write_copy(const HgAuditEvent *ev)
 	copy_list[ncopies].subxid = subxid;
 	copy_list[ncopies].offset = start;
 	ncopies++;
+	copies_end = write_copies.len;
 }
 
 void
