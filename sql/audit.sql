@@ -4,7 +4,8 @@
 -- that the output does not depend on the order of sealing.
 --
 SET client_min_messages = warning;
-DROP ROLE IF EXISTS regress_aud_owner, regress_aud_reader, regress_aud_admin, regress_aud_auditor, regress_aud_other;
+DROP ROLE IF EXISTS regress_aud_owner, regress_aud_reader, regress_aud_admin, regress_aud_auditor, regress_aud_other,
+    regress_aud_grantee;
 CREATE ROLE regress_aud_owner;
 CREATE ROLE regress_aud_reader IN ROLE hipaa_clinician;
 CREATE ROLE regress_aud_admin IN ROLE hipaa_admin;
@@ -225,6 +226,22 @@ COMMIT;
 INSERT INTO aud_scratch VALUES (1);
 TRUNCATE aud_scratch;
 SELECT kind, command, relation, row_key, actor, status, statement FROM aud_new();
+
+-- GRANT and REVOKE ON ALL TABLES IN SCHEMA are recorded for each audited
+-- table of the schema, and for no other.
+CREATE SCHEMA aud_schema;
+CREATE TABLE aud_schema.audited (id int PRIMARY KEY);
+CREATE TABLE aud_schema.not_audited (id int PRIMARY KEY);
+SELECT hipaa_guard.enable_audit('aud_schema.audited');
+CREATE ROLE regress_aud_grantee;
+SELECT count(*) >= 0 AS skipped FROM aud_new();
+GRANT SELECT ON ALL TABLES IN SCHEMA aud_schema TO regress_aud_grantee;
+REVOKE SELECT ON ALL TABLES IN SCHEMA aud_schema FROM regress_aud_grantee;
+SELECT kind, command, relation, actor, status, statement FROM aud_new();
+DROP ROLE regress_aud_grantee;
+SELECT hipaa_guard.disable_audit('aud_schema.audited');
+DROP SCHEMA aud_schema CASCADE;
+SELECT count(*) >= 0 AS skipped FROM aud_new();
 
 -- decrypt() calls count against their statement, with the patients of
 -- values under per-patient keys.

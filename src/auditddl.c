@@ -12,13 +12,19 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "commands/copy.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 
 #include "audit.h"
@@ -84,6 +90,38 @@ drop_targets(DropStmt *stmt, List **targets)
 	}
 }
 
+/*
+ * Add the audited relations of a schema to targets, for GRANT ... ON ALL
+ * TABLES IN SCHEMA.  PostgreSQL expands that clause to these relation kinds.
+ */
+static void
+schema_targets(const char *schema, List **targets)
+{
+	Oid			namespace = get_namespace_oid(schema, true);
+	Relation	pg_class;
+	ScanKeyData key;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
+	if (!OidIsValid(namespace))
+		return;
+	ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(namespace));
+	pg_class = table_open(RelationRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(pg_class, 1, &key);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_class form = (Form_pg_class) GETSTRUCT(tuple);
+
+		if (form->relkind == RELKIND_RELATION || form->relkind == RELKIND_PARTITIONED_TABLE ||
+			form->relkind == RELKIND_VIEW || form->relkind == RELKIND_MATVIEW ||
+			form->relkind == RELKIND_FOREIGN_TABLE)
+			add_target(targets, hg_audited_rel(form->oid));
+	}
+	table_endscan(scan);
+	table_close(pg_class, AccessShareLock);
+}
+
 static void
 grant_targets(GrantStmt *stmt, List **targets)
 {
@@ -91,15 +129,13 @@ grant_targets(GrantStmt *stmt, List **targets)
 
 	if (stmt->objtype != OBJECT_TABLE)
 		return;
-	if (stmt->targtype == ACL_TARGET_OBJECT)
+	foreach(lc, stmt->objects)
 	{
-		foreach(lc, stmt->objects)
+		if (stmt->targtype == ACL_TARGET_OBJECT)
 			add_target(targets, audited_rangevar(lfirst(lc)));
+		else if (stmt->targtype == ACL_TARGET_ALL_IN_SCHEMA)
+			schema_targets(strVal(lfirst(lc)), targets);
 	}
-	/*
-	 * XXX: GRANT ... ON ALL TABLES IN SCHEMA is recorded without its
-	 * tables: it is recorded only as a statement with no relation.
-	 */
 }
 
 /*
