@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -31,6 +32,9 @@
 #include "utils/builtins.h"
 #include "common/hashfn.h"
 #include "utils/hsearch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/memutils.h"
 
 #include "audit.h"
@@ -59,6 +63,7 @@ typedef struct StmtEntry
 	List	   *patients;		/* char *, at most MAX_PATIENTS_LISTED */
 	HTAB	   *patient_set;	/* the same, to find one fast */
 	bool		many_patients;
+	bool		worker_patients_missing;	/* see collect_worker_decrypts() */
 	uint32		last_key_id;	/* saves a lookup per decrypt() call */
 	char	   *last_patient;
 } StmtEntry;
@@ -82,6 +87,8 @@ static ExecutorStart_hook_type prev_start = NULL;
 static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorFinish_hook_type prev_finish = NULL;
 static ExecutorEnd_hook_type prev_end = NULL;
+
+static void collect_worker_decrypts(StmtEntry *entry, bool aborting);
 
 static char *
 pstrdup_or_null(const char *s)
@@ -385,6 +392,8 @@ fill_event(StmtEntry *entry, HgAuditEvent *ev, const char *kind, const char *rel
 	ev->patients = entry->many_patients ? NIL : entry->patients;
 	if (entry->many_patients)
 		ev->detail = psprintf("more than %d patients", MAX_PATIENTS_LISTED);
+	else if (entry->worker_patients_missing)
+		ev->detail = "the patients of some decrypt() calls in parallel workers are not listed";
 }
 
 /*
@@ -408,7 +417,7 @@ record_reads(StmtEntry *entry, bool failed)
 		if (first && entry->decrypts > 0)
 			ev.decrypts = entry->decrypts;
 		if (failed)
-			ev.detail = "statement failed";
+			ev.detail = ev.detail ? psprintf("statement failed; %s", ev.detail) : "statement failed";
 		hg_audit_record_durable(&ev);
 		first = false;
 	}
@@ -417,7 +426,7 @@ record_reads(StmtEntry *entry, bool failed)
 		fill_event(entry, &ev, HG_AUDIT_READ, NULL);
 		ev.decrypts = entry->decrypts;
 		if (failed)
-			ev.detail = "statement failed";
+			ev.detail = ev.detail ? psprintf("statement failed; %s", ev.detail) : "statement failed";
 		hg_audit_record_durable(&ev);
 	}
 	MemoryContextSwitchTo(old);
@@ -649,6 +658,9 @@ hg_executor_end(QueryDesc *qd)
 {
 	StmtEntry  *entry = find_entry(qd);
 
+	/* The plan's workers finished when it ran to its end. */
+	if (!IsParallelWorker())
+		collect_worker_decrypts(entry, false);
 	if (entry != NULL)
 		close_entry(entry, false);
 	if (prev_end)
@@ -665,6 +677,7 @@ static void
 close_entries_since(SubTransactionId subid)
 {
 	ListCell   *lc;
+	bool		collected = false;
 
 	foreach(lc, entries)
 	{
@@ -672,10 +685,17 @@ close_entries_since(SubTransactionId subid)
 
 		if (entry->subid < subid)
 			continue;
+		/* Workers of a failed statement count against the first entry closed. */
+		if (!collected)
+			collect_worker_decrypts(entry, true);
+		collected = true;
 		entries = foreach_delete_current(entries, lc);
 		record_reads(entry, true);
 		free_entry(entry);
 	}
+	/* Calls with no entry left to close belong to no statement: drop them. */
+	if (!collected)
+		collect_worker_decrypts(NULL, true);
 }
 
 static void
@@ -777,24 +797,61 @@ hg_audit_current_statement(const char **statement, uint64 *query_id)
 	statement_text(false, statement, query_id);
 }
 
-/*
- * Count a decrypt() call against its statement, and note the patient when
- * the value was encrypted under a per-patient key.
- *
- * XXX: calls made in parallel workers are not counted: the worker has no
- * entry and nothing carries its counts to the leader yet.
- */
-void
-hg_audit_note_decrypt(uint32 key_id)
-{
-	StmtEntry  *entry;
+/* ----------------------------------------------------------------
+ *		decrypt() calls
+ * ---------------------------------------------------------------- */
 
-	if (IsParallelWorker() || !hg_audit_any_configured())
-		return;
-	entry = current_entry();
-	if (entry == NULL)
-		return;
-	entry->decrypts++;
+/*
+ * decrypt() calls of parallel workers, one slot per leader (by PGPROC
+ * number).  A worker adds its calls and the per-patient keys they used to
+ * its leader's slot.  The leader moves them into the statement's entry when
+ * the statement ends, after its workers have finished.
+ */
+#define WORKER_PATIENT_KEYS		128
+
+typedef struct WorkerDecrypts
+{
+	slock_t		mutex;
+	int64		decrypts;
+	int			nkeys;
+	bool		keys_overflowed;	/* more keys than fit in keys[] */
+	uint32		keys[WORKER_PATIENT_KEYS];
+} WorkerDecrypts;
+
+static WorkerDecrypts *worker_decrypts = NULL;
+
+static int
+worker_slot_count(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+Size
+hg_audit_capture_shmem_size(void)
+{
+	return mul_size(worker_slot_count(), sizeof(WorkerDecrypts));
+}
+
+void
+hg_audit_capture_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	worker_decrypts = ShmemInitStruct("hipaa_guard worker decrypts",
+									  hg_audit_capture_shmem_size(), &found);
+	if (!found)
+	{
+		memset(worker_decrypts, 0, hg_audit_capture_shmem_size());
+		for (int i = 0; i < worker_slot_count(); i++)
+			SpinLockInit(&worker_decrypts[i].mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static void
+note_patient_key(StmtEntry *entry, uint32 key_id)
+{
 	if (key_id != entry->last_key_id || entry->last_patient == NULL)
 	{
 		entry->last_key_id = key_id;
@@ -809,6 +866,107 @@ hg_audit_note_decrypt(uint32 key_id)
 	}
 	if (entry->last_patient != NULL)
 		add_patient(entry, entry->last_patient);
+}
+
+/* In a parallel worker: add one call to the leader's slot. */
+static void
+note_worker_decrypt(uint32 key_id)
+{
+	static uint32 last_key_id = 0;
+	static bool last_is_patient = false;
+	PGPROC	   *leader = MyProc->lockGroupLeader;
+	WorkerDecrypts *slot;
+
+	if (worker_decrypts == NULL || leader == NULL || leader == MyProc)
+		return;
+	if (key_id != last_key_id)
+	{
+		last_is_patient = hg_key_kind(key_id) == HG_KEY_KIND_PATIENT;
+		last_key_id = key_id;
+	}
+	slot = &worker_decrypts[leader->pgprocno];
+	SpinLockAcquire(&slot->mutex);
+	slot->decrypts++;
+	if (last_is_patient && !slot->keys_overflowed)
+	{
+		int			i;
+
+		for (i = 0; i < slot->nkeys && slot->keys[i] != key_id; i++)
+			;
+		if (i == slot->nkeys && i < WORKER_PATIENT_KEYS)
+			slot->keys[slot->nkeys++] = key_id;
+		else if (i == slot->nkeys)
+			slot->keys_overflowed = true;
+	}
+	SpinLockRelease(&slot->mutex);
+}
+
+/*
+ * In the leader, at the end of a statement: move its workers' calls into
+ * entry, or drop them when the statement has no entry.  When the slot ran
+ * out of room for keys, the record's detail notes that patients are
+ * missing.  During an abort, which must not read the catalog, the calls are
+ * counted and their patients are not noted.
+ */
+static void
+collect_worker_decrypts(StmtEntry *entry, bool aborting)
+{
+	WorkerDecrypts *slot;
+	int64		decrypts;
+	int			nkeys;
+	bool		overflowed;
+	uint32		keys[WORKER_PATIENT_KEYS];
+
+	if (worker_decrypts == NULL || MyProc == NULL)
+		return;
+	slot = &worker_decrypts[MyProc->pgprocno];
+	/* Read unlocked first: almost every statement finds nothing here. */
+	if (slot->decrypts == 0)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	decrypts = slot->decrypts;
+	nkeys = slot->nkeys;
+	overflowed = slot->keys_overflowed;
+	memcpy(keys, slot->keys, sizeof(uint32) * nkeys);
+	slot->decrypts = 0;
+	slot->nkeys = 0;
+	slot->keys_overflowed = false;
+	SpinLockRelease(&slot->mutex);
+
+	if (entry == NULL)
+		return;
+	entry->decrypts += decrypts;
+	if (aborting)
+	{
+		entry->worker_patients_missing |= nkeys > 0;
+		return;
+	}
+	for (int i = 0; i < nkeys; i++)
+		note_patient_key(entry, keys[i]);
+	entry->worker_patients_missing |= overflowed;
+}
+
+/*
+ * Count a decrypt() call against its statement, and note the patient when
+ * the value was encrypted under a per-patient key.
+ */
+void
+hg_audit_note_decrypt(uint32 key_id)
+{
+	StmtEntry  *entry;
+
+	if (IsParallelWorker())
+	{
+		note_worker_decrypt(key_id);
+		return;
+	}
+	if (!hg_audit_any_configured())
+		return;
+	entry = current_entry();
+	if (entry == NULL)
+		return;
+	entry->decrypts++;
+	note_patient_key(entry, key_id);
 }
 
 /* A utility statement starts: triggers it fires (COPY FROM) need its text. */

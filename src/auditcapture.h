@@ -25,6 +25,8 @@ extern bool hg_audit_any_configured(void);
 
 /* auditcapture.c */
 extern void hg_audit_capture_install_hooks(void);
+extern Size hg_audit_capture_shmem_size(void);
+extern void hg_audit_capture_shmem_startup(void);
 extern void hg_audit_note_decrypt(uint32 key_id);
 extern void hg_audit_push_utility(PlannedStmt *pstmt, const char *query_string);
 extern void hg_audit_pop_utility(void);

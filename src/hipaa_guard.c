@@ -48,6 +48,7 @@ hg_shmem_request(void)
 	hg_keyring_shmem_request();
 	RequestAddinShmemSpace(hg_actor_shmem_size());
 	hg_audit_shmem_request();
+	RequestAddinShmemSpace(hg_audit_capture_shmem_size());
 }
 
 static void
@@ -57,6 +58,7 @@ hg_shmem_startup(void)
 		prev_shmem_startup_hook();
 	hg_actor_shmem_startup();
 	hg_audit_shmem_startup();
+	hg_audit_capture_shmem_startup();
 }
 
 bool

@@ -64,6 +64,65 @@ like(
 	qr/Parallel Seq Scan on t .*\n\s+Filter: \(hipaa_guard\.decrypt\(v\)/,
 	'parallel: decrypt runs in the parallel scan');
 
+# decrypt() calls made in parallel workers count against the leader's
+# statement in the audit trail, with the patients of per-patient keys.
+$primary->safe_psql(
+	'postgres', q{
+SELECT hipaa_guard.enable_audit('t');
+CREATE TABLE visits (id integer PRIMARY KEY, patient text, note hipaa_guard.encrypted_text('phi'));
+SELECT hipaa_guard.bind_columns('visits', 'patient', per_patient_keys => true);
+INSERT INTO visits SELECT i, 'pt-' || (i % 3), ('note ' || i)::text FROM generate_series(1, 30000) AS i;
+VACUUM ANALYZE visits;
+SELECT hipaa_guard.enable_audit('visits');
+});
+
+# The last read record of a table, once everything queued is sealed.
+sub last_read
+{
+	my ($table) = @_;
+	$primary->poll_query_until('postgres',
+		q{SELECT queued_in_memory = 0 AND queued_in_table = 0 FROM hipaa_guard.audit_status()})
+	  or die "the audit records were not sealed";
+	return $primary->safe_psql('postgres',
+		"SELECT decrypts, ARRAY(SELECT unnest(patients) ORDER BY 1) FROM hipaa_guard.audit_trail
+		  WHERE kind = 'read' AND relation = 'public.$table' ORDER BY seq DESC LIMIT 1");
+}
+
+$analyzed = $primary->safe_psql('postgres',
+	"$force_parallel EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) $count_x");
+like($analyzed, qr/Workers Launched: [1-9]/, 'audit: workers launched');
+is(last_read('t'), "$rows|{}", 'audit: every decrypt counted, workers included');
+
+my $count_visits =
+  q{SELECT count(*) FROM visits WHERE hipaa_guard.decrypt(note) LIKE 'note 1%'};
+$analyzed = $primary->safe_psql('postgres',
+	"$force_parallel EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) $count_visits");
+like($analyzed, qr/Workers Launched: [1-9]/, 'audit: workers launched on visits');
+is(last_read('visits'), '30000|{pt-0,pt-1,pt-2}',
+	'audit: patients of per-patient keys noted by workers');
+
+# Workers that use more per-patient keys than the leader's slot holds: the
+# calls are all counted, and the record says that patients are missing.
+$primary->safe_psql(
+	'postgres', q{
+CREATE TABLE many_visits (id integer PRIMARY KEY, patient text, note hipaa_guard.encrypted_text('phi'));
+SELECT hipaa_guard.bind_columns('many_visits', 'patient', per_patient_keys => true);
+INSERT INTO many_visits SELECT i, 'pt-' || (i % 400), ('note ' || i)::text FROM generate_series(1, 40000) AS i;
+VACUUM ANALYZE many_visits;
+SELECT hipaa_guard.enable_audit('many_visits');
+});
+my $count_many =
+  q{SELECT count(*) FROM many_visits WHERE hipaa_guard.decrypt(note) LIKE 'note 1%'};
+$analyzed = $primary->safe_psql('postgres',
+	"$force_parallel EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) $count_many");
+like($analyzed, qr/Workers Launched: [1-9]/, 'audit: workers launched on many_visits');
+last_read('many_visits');
+is( $primary->safe_psql(
+		'postgres', q{SELECT decrypts, detail FROM hipaa_guard.audit_trail
+		  WHERE kind = 'read' AND relation = 'public.many_visits' ORDER BY seq DESC LIMIT 1}),
+	'40000|the patients of some decrypt() calls in parallel workers are not listed',
+	'audit: the record says which patients it cannot list');
+
 # The standby gets the keyring and the values through WAL, and reads the
 # same master key file.
 $primary->backup('backup');
