@@ -20,6 +20,7 @@
 #include "access/parallel.h"
 #include "access/twophase.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/executor.h"
@@ -587,6 +588,32 @@ run_step(ExecutorStep step, QueryDesc *qd, const StepArgs *args)
 	running = list_delete_first(running);
 }
 
+int			hg_standby_reads = HG_STANDBY_READS_REFUSE;
+
+/*
+ * On a hot standby, which cannot write the trail, refuse a statement that
+ * would be recorded (a read of an audited table, named by relation, or a
+ * decrypt() call when relation is NULL), unless hipaa_guard.standby_reads
+ * lets it run unrecorded.
+ */
+void
+hg_audit_check_standby(const char *relation)
+{
+	if (!RecoveryInProgress() || hg_standby_reads == HG_STANDBY_READS_UNRECORDED)
+		return;
+	if (relation != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot read audited table %s on a standby", relation),
+				 errdetail("A standby cannot write the audit trail, so the read would go unrecorded."),
+				 errhint("Run the query on the primary, or set \"hipaa_guard.standby_reads\" to \"unrecorded\" in the standby's configuration.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot decrypt on a standby"),
+			 errdetail("A standby cannot write the audit trail, so the decrypt() call would go unrecorded."),
+			 errhint("Run the query on the primary, or set \"hipaa_guard.standby_reads\" to \"unrecorded\" in the standby's configuration.")));
+}
+
 /*
  * Whether the hooks leave a statement alone: EXPLAIN without ANALYZE, the
  * extension's own install script, and parallel workers, whose refusals
@@ -616,6 +643,8 @@ hg_executor_start(QueryDesc *qd, int eflags)
 	run_step(STEP_START, qd, &args);
 	if (!classify_plan(pstmt, &read_rels) || is_foreign_key_check(qd))
 		return;
+	if (read_rels != NIL)
+		hg_audit_check_standby(linitial(read_rels));
 	entry = new_entry(qd, qd->sourceText, pstmt->stmt_location, pstmt->stmt_len,
 					  pstmt->queryId, plan_command(pstmt));
 	old = MemoryContextSwitchTo(entry->cxt);
@@ -955,6 +984,7 @@ hg_audit_note_decrypt(uint32 key_id)
 {
 	StmtEntry  *entry;
 
+	hg_audit_check_standby(NULL);
 	if (IsParallelWorker())
 	{
 		note_worker_decrypt(key_id);

@@ -23,7 +23,16 @@ typedef struct HgAuditedRel
 extern const HgAuditedRel *hg_audited_rel(Oid relid);
 extern bool hg_audit_any_configured(void);
 
+/* What a hot standby does with statements the audit would record. */
+typedef enum HgStandbyReads
+{
+	HG_STANDBY_READS_REFUSE,
+	HG_STANDBY_READS_UNRECORDED
+} HgStandbyReads;
+
 /* auditcapture.c */
+extern int	hg_standby_reads;
+extern void hg_audit_check_standby(const char *relation);
 extern void hg_audit_capture_install_hooks(void);
 extern Size hg_audit_capture_shmem_size(void);
 extern void hg_audit_capture_shmem_startup(void);

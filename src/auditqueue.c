@@ -56,6 +56,7 @@
 #include "access/parallel.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
@@ -1389,6 +1390,13 @@ hg_audit_record_durable(const HgAuditEvent *ev)
 	check_can_record();
 	if (ev->kind == NULL)
 		elog(ERROR, "audit event without a kind");
+	/*
+	 * A standby has no sealer to empty the ring, which would fill and make
+	 * every recorder wait.  What it runs unrecorded is the setting's choice
+	 * (hg_audit_check_standby()) or cannot write anyway.
+	 */
+	if (RecoveryInProgress())
+		return;
 
 	if (pending.data == NULL)
 	{

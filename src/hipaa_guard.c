@@ -211,6 +211,12 @@ define_audit_queue_settings(void)
  * interval bounds the delay for records whose wake-up was missed, such as
  * those of COMMIT PREPARED.
  */
+static const struct config_enum_entry standby_reads_options[] = {
+	{"refuse", HG_STANDBY_READS_REFUSE, false},
+	{"unrecorded", HG_STANDBY_READS_UNRECORDED, false},
+	{NULL, 0, false}
+};
+
 static void
 define_audit_settings(void)
 {
@@ -219,6 +225,12 @@ define_audit_settings(void)
 							NULL,
 							&hg_audit_seal_interval, 200, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	/* Set in the server's configuration only, so no session can lift it. */
+	DefineCustomEnumVariable("hipaa_guard.standby_reads",
+							 "What a hot standby does with statements the audit would record: refuse them, or run them unrecorded.",
+							 "A standby cannot write the audit trail. \"refuse\" raises an error for reads of audited tables and for decrypt() calls.",
+							 &hg_standby_reads, HG_STANDBY_READS_REFUSE, standby_reads_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
 /*

@@ -139,6 +139,53 @@ $primary->wait_for_catchup($standby);
 
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
 	't', 'standby: in recovery');
+
+# A standby cannot write the trail: by default it refuses what the audit
+# would record, reads of audited tables and decrypt() calls.
+my ($stdout, $stderr);
+$standby->psql(
+	'postgres', 'SELECT count(*) FROM t',
+	stderr => \$stderr,
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like(
+	$stderr,
+	qr/ERROR:  55000: cannot read audited table public\.t on a standby/,
+	'standby: audited read refused');
+$primary->safe_psql('postgres',
+	q{CREATE TABLE plain_values AS SELECT id, v FROM t WHERE id <= 10});
+$primary->wait_for_catchup($standby);
+$standby->psql(
+	'postgres', 'SELECT hipaa_guard.decrypt(v) FROM plain_values',
+	stderr => \$stderr,
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like(
+	$stderr,
+	qr/ERROR:  55000: cannot decrypt on a standby/,
+	'standby: decrypt refused');
+$standby->psql(
+	'postgres', 'SET hipaa_guard.standby_reads = unrecorded',
+	stderr => \$stderr);
+like(
+	$stderr,
+	qr/cannot be changed now/,
+	'standby: a session cannot lift the refusal');
+
+# With hipaa_guard.standby_reads = unrecorded they run, and a standby that
+# reads audited tables many times never waits for a sealer it cannot have.
+$standby->append_conf('postgresql.conf', "hipaa_guard.standby_reads = unrecorded\n");
+$standby->reload;
+is( $standby->safe_psql(
+		'postgres', q{
+DO $$
+BEGIN
+    FOR i IN 1 .. 20000 LOOP
+        PERFORM count(*) FROM t WHERE id = i;
+    END LOOP;
+END
+$$;
+SELECT 'done';}),
+	'done',
+	'standby: 20,000 audited reads do not wait for a sealer');
 is($standby->safe_psql('postgres', $count_x),
 	$rows / 2 + 1, 'standby: values decrypt');
 is( $standby->safe_psql(
@@ -146,7 +193,6 @@ is( $standby->safe_psql(
 	'x after rotation',
 	'standby: value under new version decrypts');
 
-my ($stdout, $stderr);
 $standby->psql(
 	'postgres',
 	"SELECT hipaa_guard.encrypt('standby probe'::text, 'phi')",
