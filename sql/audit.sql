@@ -188,6 +188,38 @@ SELECT count(*) FILTER (WHERE command = 'INSERT') > 1000 AS listed_one_by_one,
        sum(rows) AS changes, bool_and(status = 'aborted') AS all_aborted,
        max(detail) FILTER (WHERE command = 'ROLLBACK') AS summary_detail
   FROM aud_new() WHERE kind = 'write';
+-- Changes counted in subtransactions that committed roll back with their
+-- transaction, in the same summary.
+BEGIN;
+INSERT INTO aud_bulk SELECT g, 'p' || g FROM generate_series(1, 20000) AS g;
+DO $$
+BEGIN
+    FOR i IN 20001 .. 20100 LOOP
+        BEGIN
+            INSERT INTO aud_bulk VALUES (i, 'p' || i);
+        EXCEPTION WHEN unique_violation THEN
+            NULL;
+        END;
+    END LOOP;
+END
+$$;
+ROLLBACK;
+SELECT count(*) FILTER (WHERE command = 'ROLLBACK') AS summaries, sum(rows) AS changes
+  FROM aud_new() WHERE kind = 'write';
+-- Changes made by a statement whose redacted text is cut at 64 kB are
+-- recorded one by one when they roll back.
+BEGIN;
+INSERT INTO aud_bulk VALUES (1, 'p1'), (2, 'p2'), (3, 'p3');
+DO $$
+BEGIN
+    EXECUTE format('UPDATE aud_bulk SET patient = %L WHERE id IN (%s)', 'q',
+                   (SELECT string_agg(g::text, ',') FROM generate_series(1, 80000) AS g));
+END
+$$;
+INSERT INTO aud_bulk VALUES (0, 'p0');
+ROLLBACK;
+SELECT command, rows, status, statement IS NULL AS no_statement
+  FROM aud_new() WHERE kind = 'write' ORDER BY command;
 
 -- Refusals: a read without privilege, and DDL that would switch the audit off.
 SET SESSION AUTHORIZATION regress_aud_other;

@@ -64,6 +64,7 @@ typedef struct StmtEntry
 	List	   *patients;		/* char *, at most MAX_PATIENTS_LISTED */
 	HTAB	   *patient_set;	/* the same, to find one fast */
 	bool		many_patients;
+	bool		parallel;		/* its plan may run parallel workers */
 	bool		worker_patients_missing;	/* see collect_worker_decrypts() */
 	uint32		last_key_id;	/* saves a lookup per decrypt() call */
 	char	   *last_patient;
@@ -642,11 +643,23 @@ hg_executor_start(QueryDesc *qd, int eflags)
 	}
 	run_step(STEP_START, qd, &args);
 	if (!classify_plan(pstmt, &read_rels) || is_foreign_key_check(qd))
-		return;
+	{
+		/*
+		 * A parallel plan gets an entry anyway, to collect the decrypt()
+		 * calls of its workers (see collect_worker_decrypts()).
+		 */
+		if (!pstmt->parallelModeNeeded)
+			return;
+		read_rels = NIL;
+	}
 	if (read_rels != NIL)
 		hg_audit_check_standby(linitial(read_rels));
+	/* Parallel plans do not nest, so what the slot holds is stale. */
+	if (pstmt->parallelModeNeeded)
+		collect_worker_decrypts(NULL, true);
 	entry = new_entry(qd, qd->sourceText, pstmt->stmt_location, pstmt->stmt_len,
 					  pstmt->queryId, plan_command(pstmt));
+	entry->parallel = pstmt->parallelModeNeeded;
 	old = MemoryContextSwitchTo(entry->cxt);
 	entry->read_rels = list_copy(read_rels);
 	MemoryContextSwitchTo(TopMemoryContext);
@@ -687,8 +700,12 @@ hg_executor_end(QueryDesc *qd)
 {
 	StmtEntry  *entry = find_entry(qd);
 
-	/* The plan's workers finished when it ran to its end. */
-	if (!IsParallelWorker())
+	/*
+	 * Only the statement whose plan ran the workers takes their calls, once
+	 * they have finished: a statement nested in it, run by the leader while
+	 * they still run, does not.
+	 */
+	if (entry != NULL && entry->parallel)
 		collect_worker_decrypts(entry, false);
 	if (entry != NULL)
 		close_entry(entry, false);
@@ -714,15 +731,17 @@ close_entries_since(SubTransactionId subid)
 
 		if (entry->subid < subid)
 			continue;
-		/* Workers of a failed statement count against the first entry closed. */
-		if (!collected)
+		/* Workers' calls count against the failed statement that ran them. */
+		if (entry->parallel && !collected)
+		{
 			collect_worker_decrypts(entry, true);
-		collected = true;
+			collected = true;
+		}
 		entries = foreach_delete_current(entries, lc);
 		record_reads(entry, true);
 		free_entry(entry);
 	}
-	/* Calls with no entry left to close belong to no statement: drop them. */
+	/* Calls with no parallel statement to close belong to none: drop them. */
 	if (!collected)
 		collect_worker_decrypts(NULL, true);
 }
@@ -984,7 +1003,6 @@ hg_audit_note_decrypt(uint32 key_id)
 {
 	StmtEntry  *entry;
 
-	hg_audit_check_standby(NULL);
 	if (IsParallelWorker())
 	{
 		note_worker_decrypt(key_id);

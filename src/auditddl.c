@@ -458,6 +458,9 @@ hg_audit_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tr
 	 */
 	copy_to = IsA(parsetree, CopyStmt) && !((CopyStmt *) parsetree)->is_from;
 	exports_before = hg_audit_executor_exports();
+	/* A COPY that reads the heap directly runs no executor hook to refuse it. */
+	if (copy_to && targets != NIL && ((const HgAuditedRel *) linitial(targets))->reads)
+		hg_audit_check_standby(((const HgAuditedRel *) linitial(targets))->name);
 	hg_audit_push_utility(pstmt, query_string);
 	refuse_bypass(parsetree, targets);
 	if (copy_to)

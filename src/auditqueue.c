@@ -43,7 +43,8 @@
  * or the subtransaction that made the change, rolls back, the copies are
  * pushed into the ring with status 'aborted'.  At commit they are dropped.
  * Past HG_WRITE_COPY_BYTES of copies a transaction's further changes are
- * only counted, and one summary record stands for those that roll back.
+ * only counted, and one summary record stands for those that roll back
+ * together (with the transaction or with one subtransaction).
  */
 #include "postgres.h"
 
@@ -821,6 +822,12 @@ drop_write_copies(void)
 	copies_end = 0;
 	ncopies = 0;
 	nuncopied = 0;
+	if (max_uncopied > 64)
+	{
+		pfree(uncopied);
+		uncopied = NULL;
+		max_uncopied = 0;
+	}
 	if (copies_counted)
 	{
 		pg_atomic_fetch_sub_u32(&my_slot->pending_backends, 1);
@@ -906,12 +913,40 @@ audit_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * A committed subtransaction's counts of changes past the byte limit become
+ * its parent's, so that a loop of subtransactions keeps one count, not one
+ * per iteration.  The ids stay in order: those before the tail are at most
+ * the parent's.
+ */
+static void
+merge_uncopied(SubTransactionId mySubid, SubTransactionId parentSubid)
+{
+	int64		count = 0;
+
+	while (nuncopied > 0 && uncopied[nuncopied - 1].subxid >= mySubid)
+		count += uncopied[--nuncopied].count;
+	if (count == 0)
+		return;
+	if (nuncopied > 0 && uncopied[nuncopied - 1].subxid == parentSubid)
+		uncopied[nuncopied - 1].count += count;
+	else
+	{
+		/* Space is there: the tail just removed held at least one entry. */
+		uncopied[nuncopied].subxid = parentSubid;
+		uncopied[nuncopied].count = count;
+		nuncopied++;
+	}
+}
+
 static void
 audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 		push_aborted_writes(mySubid);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		merge_uncopied(mySubid, parentSubid);
 }
 
 /* Forget the cached audit_queue OID when its relation may have changed. */
@@ -1387,16 +1422,17 @@ hg_audit_record_durable(const HgAuditEvent *ev)
 	int			start;
 	MemoryContext old_context;
 
-	check_can_record();
-	if (ev->kind == NULL)
-		elog(ERROR, "audit event without a kind");
 	/*
 	 * A standby has no sealer to empty the ring, which would fill and make
-	 * every recorder wait.  What it runs unrecorded is the setting's choice
-	 * (hg_audit_check_standby()) or cannot write anyway.
+	 * every recorder wait, so nothing is recorded there: reads and decrypt()
+	 * calls run only when hipaa_guard.standby_reads allows it (see
+	 * hg_audit_check_standby()), and other events, such as refusals, are lost.
 	 */
 	if (RecoveryInProgress())
 		return;
+	check_can_record();
+	if (ev->kind == NULL)
+		elog(ERROR, "audit event without a kind");
 
 	if (pending.data == NULL)
 	{
@@ -1519,6 +1555,13 @@ count_uncopied(SubTransactionId subxid)
 		hg_audit_current_statement(&summary.statement, &summary.query_id);
 		resetStringInfo(&summary_entry);
 		append_event_at(&summary_entry, &summary, &summary_rows_offset);
+		/* It must fit in a quarter of the ring; without the statement it does. */
+		if ((Size) summary_entry.len > ring_capacity() / 4)
+		{
+			summary.statement = NULL;
+			resetStringInfo(&summary_entry);
+			append_event_at(&summary_entry, &summary, &summary_rows_offset);
+		}
 	}
 	if (nuncopied > 0 && uncopied[nuncopied - 1].subxid == subxid)
 	{
@@ -1615,12 +1658,13 @@ hg_audit_record_in_xact(const HgAuditEvent *ev)
 				 errdetail("Row changes are queued by a direct heap insert, which does not maintain indexes."),
 				 errhint("Drop the indexes of hipaa_guard.audit_queue.")));
 
+	/* Kept first: if the insert fails, the change rolls back with a record. */
+	keep_write_copy(ev);
 	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	simple_heap_insert(rel, tuple);
 	table_close(rel, NoLock);
 	heap_freetuple(tuple);
 
-	keep_write_copy(ev);
 	wake_sealer_at_commit = true;
 }
 

@@ -250,8 +250,11 @@ struct PatientSet
 	int		   *lengths;
 };
 
-/* Counts replacements of session_set, so that a holder can tell its set is gone. */
-static uint64 session_set_generation = 0;
+/*
+ * Counts replacements of session_set, so that a holder can tell its set is
+ * gone.  It starts at 1, so that a zeroed holder never matches.
+ */
+static uint64 session_set_generation = 1;
 
 static void
 retire_session_set(void)
@@ -338,6 +341,7 @@ typedef struct CaresForState
 {
 	PatientSet *set;
 	Pointer		argument;		/* the list the set was last checked against */
+	uint64		generation;		/* session_set_generation when set was taken */
 } CaresForState;
 
 static bool
@@ -395,9 +399,15 @@ hg_cares_for(PG_FUNCTION_ARGS)
 		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaresForState));
 		fcinfo->flinfo->fn_extra = state;
 	}
+	/* The session's set may be freed after two replacements: look again. */
+	if (state->generation != session_set_generation)
+	{
+		state->set = NULL;
+		state->generation = session_set_generation;
+	}
 	/*
-	 * The policy passes the same list, at the same address, for every row of
-	 * a statement; any other list is compared in full.
+	 * A query passes the same list, at the same address, for every row of a
+	 * statement; any other list is compared in full.
 	 */
 	if (state->set == NULL || state->argument != (Pointer) patients ||
 		state->set->source_size != VARSIZE(patients))
@@ -435,16 +445,15 @@ hg_cares_for_actor(PG_FUNCTION_ARGS)
 	/* A replaced set may be freed at the next replacement; take the current one. */
 	if (state == NULL || state->generation != session_set_generation)
 	{
-		ArrayType  *patients;
+		ArrayType  *patients = current_patients();
 
+		if (session_set == NULL)
+			session_set = build_patient_set(TopMemoryContext, patients);
 		if (state == NULL)
 		{
 			state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ActorSetState));
 			fcinfo->flinfo->fn_extra = state;
 		}
-		patients = current_patients();
-		if (session_set == NULL)
-			session_set = build_patient_set(TopMemoryContext, patients);
 		state->set = session_set;
 		state->generation = session_set_generation;
 	}

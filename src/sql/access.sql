@@ -4,9 +4,10 @@
 --
 -- A clinician (or the application acting for a verified actor) sees the
 -- rows of a protected table whose patient is in the actor's care now, or for
--- whom the actor broke the glass.  The policy compares the patient column
--- with an array computed once per statement by an InitPlan, so the planner
--- can use the patient column's index.  Configuration goes through SECURITY
+-- whom the actor broke the glass.  The policy tests the patient column
+-- against the actor's patients, looked up once per statement from a
+-- per-session cache, in a form the planner can turn into a condition on the
+-- patient column's index.  Configuration goes through SECURITY
 -- DEFINER functions that only hipaa_admin may call, and each change leaves a
 -- row in access_log.
 
@@ -122,8 +123,10 @@ BEGIN
 END
 $$;
 
--- The same list, cached per session (see careteam.c).  Policies call it in a
--- sub-select, so it runs once per statement, in the leader process.
+-- The same list, cached per session (see careteam.c).  The index condition
+-- derived from cares_for(patient) calls it once per scan, and the policy on
+-- a column of another type once per statement, in a sub-select; both run in
+-- the leader process.
 CREATE FUNCTION @extschema@.my_patients() RETURNS text[]
     AS 'MODULE_PATHNAME', 'hg_my_patients' LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.my_patients() IS 'Patients the current actor may see now, through care assignments and break-glass access';

@@ -101,6 +101,24 @@ like($analyzed, qr/Workers Launched: [1-9]/, 'audit: workers launched on visits'
 is(last_read('visits'), '30000|{pt-0,pt-1,pt-2}',
 	'audit: patients of per-patient keys noted by workers');
 
+# A statement that reads no audited table and leaves every decrypt() call
+# to its workers still gets its record.
+$primary->safe_psql('postgres',
+	q{CREATE TABLE unaudited AS SELECT id, v FROM t; VACUUM ANALYZE unaudited});
+my $count_unaudited =
+  q{SELECT count(*) FROM unaudited WHERE hipaa_guard.decrypt(v) LIKE 'x%'};
+$analyzed = $primary->safe_psql('postgres',
+	"$force_parallel SET parallel_leader_participation = off;
+	 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) $count_unaudited");
+like($analyzed, qr/Workers Launched: [1-9]/, 'audit: workers launched, leader not participating');
+last_read('t');
+is( $primary->safe_psql(
+		'postgres', q{SELECT decrypts FROM hipaa_guard.audit_trail
+		  WHERE kind = 'read' AND relation IS NULL AND statement LIKE '%unaudited%'
+		  ORDER BY seq DESC LIMIT 1}),
+	$rows,
+	'audit: decrypt() calls of workers alone are recorded');
+
 # Workers that use more per-patient keys than the leader's slot holds: the
 # calls are all counted, and the record says that patients are missing.
 $primary->safe_psql(
@@ -151,6 +169,14 @@ like(
 	$stderr,
 	qr/ERROR:  55000: cannot read audited table public\.t on a standby/,
 	'standby: audited read refused');
+$standby->psql(
+	'postgres', 'COPY t TO STDOUT',
+	stderr => \$stderr,
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like(
+	$stderr,
+	qr/ERROR:  55000: cannot read audited table public\.t on a standby/,
+	'standby: COPY of an audited table refused, also for a superuser');
 $primary->safe_psql('postgres',
 	q{CREATE TABLE plain_values AS SELECT id, v FROM t WHERE id <= 10});
 $primary->wait_for_catchup($standby);
