@@ -654,7 +654,7 @@ hg_executor_start(QueryDesc *qd, int eflags)
 	}
 	if (read_rels != NIL)
 		hg_audit_check_standby(linitial(read_rels));
-	/* Parallel plans do not nest, so what the slot holds is stale. */
+	/* Parallel plans do not nest, so calls left in the slot are stale. */
 	if (pstmt->parallelModeNeeded)
 		collect_worker_decrypts(NULL, true);
 	entry = new_entry(qd, qd->sourceText, pstmt->stmt_location, pstmt->stmt_len,

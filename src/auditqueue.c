@@ -1424,8 +1424,8 @@ hg_audit_record_durable(const HgAuditEvent *ev)
 
 	/*
 	 * A standby has no sealer to empty the ring, which would fill and make
-	 * every recorder wait, so nothing is recorded there: reads and decrypt()
-	 * calls run only when hipaa_guard.standby_reads allows it (see
+	 * every recorder wait.  So nothing is recorded there.  Reads and
+	 * decrypt() calls run only when hipaa_guard.standby_reads allows it (see
 	 * hg_audit_check_standby()), and other events, such as refusals, are lost.
 	 */
 	if (RecoveryInProgress())
