@@ -395,7 +395,7 @@ fill_event(StmtEntry *entry, HgAuditEvent *ev, const char *kind, const char *rel
 	if (entry->many_patients)
 		ev->detail = psprintf("more than %d patients", MAX_PATIENTS_LISTED);
 	else if (entry->worker_patients_missing)
-		ev->detail = "the patients of some decrypt() calls in parallel workers are not listed";
+		ev->detail = "patients of decrypt() calls in parallel workers may be missing";
 }
 
 /*
@@ -952,8 +952,8 @@ note_worker_decrypt(uint32 key_id)
 /*
  * In the leader, at the end of a statement: move its workers' calls into
  * entry, or drop them when the statement has no entry.  When the slot ran
- * out of room for keys, the record's detail notes that patients are
- * missing.  During an abort, which must not read the catalog, the calls are
+ * out of room for keys, the record's detail notes that patients may be
+ * missing: the leader may have noted them from its own calls.  During an abort, which must not read the catalog, the calls are
  * counted and their patients are not noted.
  */
 static void
