@@ -262,6 +262,11 @@ SELECT count(*) AS encounters_visible, count(DISTINCT patient) AS patients_visib
 SELECT start::date, description, hipaa_guard.decrypt(reasondescription) AS reason
   FROM encounters WHERE reasondescription IS NOT NULL ORDER BY start DESC LIMIT 3;
 SELECT count(*) AS other_patient_encounters FROM encounters WHERE patient = :'other_patient';
+\echo 'dr_grey starts to change an encounter''s description, then rolls back; the trail will show it as aborted:'
+BEGIN;
+UPDATE encounters SET description = description || ' (draft)'
+ WHERE id = (SELECT id FROM encounters ORDER BY start DESC, id LIMIT 1);
+ROLLBACK;
 \echo 'An emergency: dr_grey breaks the glass for another patient, for 30 minutes:'
 SELECT hipaa_guard.break_glass(:'other_patient', 'Patient unconscious in the ED, medication history needed',
                                interval '30 minutes') AS glass_event \gset
@@ -334,6 +339,9 @@ SET SESSION AUTHORIZATION demo_auditor;
 SELECT logged_at::timestamp(0) AS at, actor, kind, command, relation, rows, purpose, status
   FROM hipaa_guard.patient_access_history(:'other_patient', now() - interval '1 day', now())
  WHERE kind <> 'write' ORDER BY seq;
+\echo 'Changes that were rolled back, recorded with their row key and status:'
+SELECT actor, command, relation, row_key, columns, status
+  FROM hipaa_guard.audit_trail WHERE kind = 'write' AND status = 'aborted' ORDER BY seq;
 \echo 'Refused attempts (the reader without decrypt, the admin, the auditor, the forged token):'
 SELECT actor, kind, command, relation, statement
   FROM hipaa_guard.audit_trail WHERE kind = 'denied' ORDER BY seq;
