@@ -33,7 +33,6 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
-#include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -103,11 +102,11 @@ static void reject_jwt(const HgJwtError *error) pg_attribute_noreturn();
  *		Shared memory slots
  * ---------------------------------------------------------------- */
 
-/* One slot per PGPROC: backends, auxiliary processes and prepared transactions. */
+/* One slot per PGPROC. */
 static int
 slot_count(void)
 {
-	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+	return hg_proc_count();
 }
 
 Size

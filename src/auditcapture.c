@@ -18,7 +18,6 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
-#include "access/twophase.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -40,6 +39,7 @@
 
 #include "audit.h"
 #include "auditcapture.h"
+#include "hipaa_guard.h"
 #include "keyring.h"
 
 /* A statement is listed with at most this many patients; then "many". */
@@ -868,16 +868,10 @@ typedef struct WorkerDecrypts
 
 static WorkerDecrypts *worker_decrypts = NULL;
 
-static int
-worker_slot_count(void)
-{
-	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
-}
-
 Size
 hg_audit_capture_shmem_size(void)
 {
-	return mul_size(worker_slot_count(), sizeof(WorkerDecrypts));
+	return mul_size(hg_proc_count(), sizeof(WorkerDecrypts));
 }
 
 void
@@ -891,7 +885,7 @@ hg_audit_capture_shmem_startup(void)
 	if (!found)
 	{
 		memset(worker_decrypts, 0, hg_audit_capture_shmem_size());
-		for (int i = 0; i < worker_slot_count(); i++)
+		for (int i = 0; i < hg_proc_count(); i++)
 			SpinLockInit(&worker_decrypts[i].mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);

@@ -196,7 +196,7 @@ static int	max_copies = 0;
 static UncopiedWrites *uncopied = NULL;
 static int	nuncopied = 0;
 static int	max_uncopied = 0;
-/* The record that stands for the changes counted but not copied. */
+/* The summary record of the changes that were counted but not copied. */
 static StringInfoData summary_entry;
 static int	summary_rows_offset = -1;	/* where its rows value is */
 static bool copies_counted = false;		/* counted in pending_backends */
@@ -932,7 +932,7 @@ merge_uncopied(SubTransactionId mySubid, SubTransactionId parentSubid)
 		uncopied[nuncopied - 1].count += count;
 	else
 	{
-		/* Space is there: the tail just removed held at least one entry. */
+		/* The loop above removed at least one entry, so one more fits. */
 		uncopied[nuncopied].subxid = parentSubid;
 		uncopied[nuncopied].count = count;
 		nuncopied++;
@@ -1540,6 +1540,21 @@ hg_audit_check_layout(Relation rel, int natts)
 				 errhint("Reinstall the extension; do not alter the audit trail's tables.")));
 }
 
+/*
+ * Return array, a TopMemoryContext array of count elements of size width,
+ * grown if needed so that one more fits; *max is its capacity.
+ */
+static void *
+room_for_one(void *array, int count, int *max, int initial, Size width)
+{
+	if (count < *max)
+		return array;
+	*max = Max(initial, *max * 2);
+	if (array == NULL)
+		return MemoryContextAlloc(TopMemoryContext, *max * width);
+	return repalloc(array, *max * width);
+}
+
 /* Count a change past the byte limit of copies, for the summary record. */
 static void
 count_uncopied(SubTransactionId subxid)
@@ -1555,7 +1570,7 @@ count_uncopied(SubTransactionId subxid)
 		hg_audit_current_statement(&summary.statement, &summary.query_id);
 		resetStringInfo(&summary_entry);
 		append_event_at(&summary_entry, &summary, &summary_rows_offset);
-		/* It must fit in a quarter of the ring; without the statement it does. */
+		/* It must fit in a quarter of the ring, which it does without the statement. */
 		if ((Size) summary_entry.len > ring_capacity() / 4)
 		{
 			summary.statement = NULL;
@@ -1568,13 +1583,7 @@ count_uncopied(SubTransactionId subxid)
 		uncopied[nuncopied - 1].count++;
 		return;
 	}
-	if (nuncopied == max_uncopied)
-	{
-		max_uncopied = Max(16, max_uncopied * 2);
-		uncopied = uncopied == NULL
-			? MemoryContextAlloc(TopMemoryContext, max_uncopied * sizeof(UncopiedWrites))
-			: repalloc(uncopied, max_uncopied * sizeof(UncopiedWrites));
-	}
+	uncopied = room_for_one(uncopied, nuncopied, &max_uncopied, 16, sizeof(UncopiedWrites));
 	uncopied[nuncopied].subxid = subxid;
 	uncopied[nuncopied].count = 1;
 	nuncopied++;
@@ -1623,13 +1632,7 @@ keep_write_copy(const HgAuditEvent *ev)
 		count_uncopied(subxid);
 		return;
 	}
-	if (ncopies == max_copies)
-	{
-		max_copies = Max(64, max_copies * 2);
-		copy_list = copy_list == NULL
-			? MemoryContextAlloc(TopMemoryContext, max_copies * sizeof(WriteCopy))
-			: repalloc(copy_list, max_copies * sizeof(WriteCopy));
-	}
+	copy_list = room_for_one(copy_list, ncopies, &max_copies, 64, sizeof(WriteCopy));
 	copy_list[ncopies].subxid = subxid;
 	copy_list[ncopies].offset = start;
 	ncopies++;

@@ -12,9 +12,11 @@
 
 #include <limits.h>
 
+#include "access/twophase.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/queryjumble.h"
@@ -59,6 +61,16 @@ hg_shmem_startup(void)
 	hg_actor_shmem_startup();
 	hg_audit_shmem_startup();
 	hg_audit_capture_shmem_startup();
+}
+
+/*
+ * The number of PGPROC entries: backends, auxiliary processes and prepared
+ * transactions.  Shared arrays indexed by pgprocno have this many slots.
+ */
+int
+hg_proc_count(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
 }
 
 bool

@@ -20,6 +20,7 @@
 #define HG_PURGER_ROLE "hipaa_purger"
 
 extern void hg_require_preloaded(void);
+extern int	hg_proc_count(void);
 extern bool hg_is_preloaded(void);
 
 #endif							/* HG_HIPAA_GUARD_H */
