@@ -421,7 +421,7 @@ hg_cares_for(PG_FUNCTION_ARGS)
 
 /*
  * hipaa_guard.cares_for(patient): whether the current actor may see the
- * patient now; the care-team policy on a text patient column.  The actor's
+ * patient now.  It is the care-team policy on a text patient column.  The actor's
  * set is looked up at the first row of each execution of the policy's
  * expression (the executor builds a new FmgrInfo each time), and each row
  * costs a binary search.  Passing the list from an InitPlan instead costs
@@ -442,7 +442,7 @@ hg_cares_for_actor(PG_FUNCTION_ARGS)
 	text	   *patient = PG_GETARG_TEXT_PP(0);
 	ActorSetState *state = (ActorSetState *) fcinfo->flinfo->fn_extra;
 
-	/* A replaced set may be freed at the next replacement; take the current one. */
+	/* A replaced set may be freed at the next replacement, so take the current one. */
 	if (state == NULL || state->generation != session_set_generation)
 	{
 		ArrayType  *patients = current_patients();

@@ -124,9 +124,9 @@ END
 $$;
 
 -- The same list, cached per session (see careteam.c).  The index condition
--- derived from cares_for(patient) calls it once per scan, and the policy on
--- a column of another type once per statement, in a sub-select; both run in
--- the leader process.
+-- derived from cares_for(patient) calls it once per scan.  The policy on a
+-- column of another type calls it once per statement, in a sub-select.  Both
+-- run in the leader process.
 CREATE FUNCTION @extschema@.my_patients() RETURNS text[]
     AS 'MODULE_PATHNAME', 'hg_my_patients' LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.my_patients() IS 'Patients the current actor may see now, through care assignments and break-glass access';
