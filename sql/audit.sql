@@ -294,6 +294,19 @@ RESET hipaa_guard.require_mfa;
 SELECT hipaa_guard.rotate_key('aud_phi') AS version;
 SELECT kind, command, relation, rows, patients, decrypts, statement, detail FROM aud_new();
 
+-- A table bound with per-patient keys names its patients through the
+-- binding, without set_patient_column(), in write and read records alike.
+CREATE TABLE aud_bound (id int PRIMARY KEY, patient text, note hipaa_guard.encrypted_text('aud_phi'));
+SELECT hipaa_guard.bind_columns('aud_bound', 'patient', per_patient_keys => true);
+SELECT hipaa_guard.enable_audit('aud_bound');
+SELECT count(*) >= 0 AS skipped FROM aud_new();
+INSERT INTO aud_bound VALUES (1, 'pb-1', 'first'::text), (2, 'pb-2', 'second'::text);
+GRANT SELECT ON aud_bound TO regress_aud_reader;
+SET SESSION AUTHORIZATION regress_aud_reader;
+SELECT count(*) FROM aud_bound WHERE id = 2;
+RESET SESSION AUTHORIZATION;
+SELECT kind, command, row_key, patients, status FROM aud_new() WHERE relation = 'public.aud_bound';
+
 -- A statement that reads many patients, each more than once and not in a
 -- row, lists each of them once, in the order first read.
 CREATE TABLE aud_many (patient_id int, n int);
@@ -400,8 +413,8 @@ EXPLAIN (COSTS OFF) SELECT name FROM aud_patients WHERE patient_id = 1001;
 
 DROP VIEW aud_v;
 DROP FUNCTION pg_temp.aud_sql(), pg_temp.aud_plpgsql();
-DROP TABLE aud_scratch, aud_many, aud_visits, aud_patients, aud_bulk, aud_mark;
+DROP TABLE aud_scratch, aud_many, aud_visits, aud_patients, aud_bulk, aud_bound, aud_mark;
 DROP FUNCTION aud_new(), aud_wait();
 SELECT hipaa_guard.destroy_key('aud_phi');
-SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name(p)) FROM unnest(ARRAY['1001', '1002']) AS p;
+SELECT hipaa_guard.destroy_key(hipaa_guard.patient_key_name(p)) FROM unnest(ARRAY['1001', '1002', 'pb-1', 'pb-2']) AS p;
 DROP ROLE regress_aud_owner, regress_aud_reader, regress_aud_admin, regress_aud_auditor, regress_aud_other;

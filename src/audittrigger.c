@@ -127,18 +127,47 @@ relation_name(Relation rel)
 									  RelationGetRelationName(rel));
 }
 
-/* The patient of the row, when the trigger names the patient column. */
+/*
+ * Return the row key column of the table's per-patient key binding
+ * (bind_columns() with per_patient_keys), which names the patient, or NULL.
+ * The encryption trigger's arguments are that column, then 't' for
+ * per-patient keys.
+ */
+static const char *
+binding_patient_column(Relation rel)
+{
+	TriggerDesc *triggers = rel->trigdesc;
+
+	if (triggers == NULL)
+		return NULL;
+	for (int i = 0; i < triggers->numtriggers; i++)
+	{
+		Trigger    *t = &triggers->triggers[i];
+
+		if (strcmp(t->tgname, "zz_hipaa_guard_encrypt") == 0 && t->tgnargs >= 2 &&
+			strcmp(t->tgargs[1], "t") == 0 && t->tgargs[0][0] != '\0')
+			return t->tgargs[0];
+	}
+	return NULL;
+}
+
+/*
+ * Return the patient of the row: from the column the trigger names (the
+ * table's patient column), or else from the per-patient key binding.
+ */
 static List *
 row_patient(TriggerData *trigdata, HeapTuple tuple)
 {
 	Trigger    *trigger = trigdata->tg_trigger;
 	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	const char *column;
 	int			attnum;
 	char	   *patient;
 
-	if (trigger->tgnargs < 1)
+	column = trigger->tgnargs >= 1 ? trigger->tgargs[0] : binding_patient_column(trigdata->tg_relation);
+	if (column == NULL)
 		return NIL;
-	attnum = SPI_fnumber(desc, trigger->tgargs[0]);
+	attnum = SPI_fnumber(desc, column);
 	if (attnum <= 0)
 		return NIL;
 	patient = attribute_text(tuple, desc, attnum);

@@ -59,7 +59,7 @@ $$;
 -- config record of the change instead of a record per trigger and policy.
 
 -- Put the write triggers on a table and its partitions, with the patient
--- column as argument when one is named.
+-- column as argument when the table has one (see patient_column()).
 CREATE FUNCTION @extschema@.create_audit_triggers(tbl regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -68,7 +68,7 @@ AS $$
 DECLARE
     patient_col name;
 BEGIN
-    SELECT p.col INTO patient_col FROM @extschema@.patient_columns AS p WHERE p.tbl = create_audit_triggers.tbl;
+    patient_col := @extschema@.patient_column(tbl);
     PERFORM @extschema@.drop_audit_triggers(tbl);
     EXECUTE format('CREATE TRIGGER hipaa_guard_audit_write AFTER INSERT OR UPDATE OR DELETE ON %s'
                    ' FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_write(%s)',
@@ -112,7 +112,7 @@ DECLARE
     enabled_here boolean := false;
     patient_col name;
 BEGIN
-    SELECT p.col INTO patient_col FROM @extschema@.patient_columns AS p WHERE p.tbl = create_audit_guard.tbl;
+    patient_col := @extschema@.patient_column(tbl);
     FOR rel IN SELECT @extschema@.table_and_partitions(tbl)
     LOOP
         IF NOT (SELECT c.relrowsecurity FROM pg_class AS c WHERE c.oid = rel) THEN
