@@ -278,7 +278,7 @@ decrypt_value(HgTypeCode code, bytea *value, const char *row_key)
 	Datum		result;
 
 	hg_require_second_factor();
-	/* Before any plaintext exists: a standby may refuse the call. */
+	/* A standby may refuse the call, so check before any plaintext exists. */
 	hg_audit_check_standby(NULL);
 	hg_parse_stored(value, &env);
 	if (env.type_code != code)

@@ -64,8 +64,8 @@ hg_shmem_startup(void)
 }
 
 /*
- * The number of PGPROC entries: backends, auxiliary processes and prepared
- * transactions.  Shared arrays indexed by pgprocno have this many slots.
+ * Return the number of PGPROC entries: backends, auxiliary processes and
+ * prepared transactions.  Shared arrays indexed by pgprocno need this many.
  */
 int
 hg_proc_count(void)

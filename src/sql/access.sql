@@ -147,8 +147,8 @@ CREATE FUNCTION @extschema@.cares_for(patient text, patients text[]) RETURNS boo
     AS 'MODULE_PATHNAME', 'hg_cares_for' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF COST 1
     SUPPORT @extschema@.cares_for_support;
 COMMENT ON FUNCTION @extschema@.cares_for(text, text[]) IS 'Whether a patient id is in a list of patient ids';
--- The care-team policy's test.  PARALLEL RESTRICTED: the actor lives in the
--- leader's session.
+-- The care-team policy's test.  It is PARALLEL RESTRICTED because only the
+-- leader's session knows the actor.
 CREATE FUNCTION @extschema@.cares_for(patient text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'hg_cares_for_actor' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED LEAKPROOF COST 1
     SUPPORT @extschema@.cares_for_support;
