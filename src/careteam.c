@@ -342,6 +342,7 @@ typedef struct CaresForState
 	PatientSet *set;
 	Pointer		argument;		/* the list the set was last checked against */
 	uint64		generation;		/* session_set_generation when set was taken */
+	int			last;			/* set's entry that the last row matched, or -1 */
 } CaresForState;
 
 static bool
@@ -365,19 +366,26 @@ find_patient_set(FmgrInfo *flinfo, ArrayType *patients)
 }
 
 static bool
-set_contains(PatientSet *set, text *patient)
+set_contains(PatientSet *set, text *patient, int *last)
 {
 	const char *id = VARDATA_ANY(patient);
 	int			len = VARSIZE_ANY_EXHDR(patient);
 	int			low = 0;
 
+	/* The rows of one patient usually come together, as in an index scan. */
+	if (*last >= 0 && *last < set->count &&
+		compare_ids(id, len, set->ids[*last], set->lengths[*last]) == 0)
+		return true;
 	for (int high = set->count - 1; low <= high;)
 	{
 		int			mid = low + (high - low) / 2;
 		int			cmp = compare_ids(id, len, set->ids[mid], set->lengths[mid]);
 
 		if (cmp == 0)
+		{
+			*last = mid;
 			return true;
+		}
 		if (cmp < 0)
 			high = mid - 1;
 		else
@@ -413,10 +421,13 @@ hg_cares_for(PG_FUNCTION_ARGS)
 		state->set->source_size != VARSIZE(patients))
 	{
 		if (state->set == NULL || !set_matches(state->set, patients))
+		{
 			state->set = find_patient_set(fcinfo->flinfo, patients);
+			state->last = -1;
+		}
 		state->argument = (Pointer) patients;
 	}
-	PG_RETURN_BOOL(set_contains(state->set, patient));
+	PG_RETURN_BOOL(set_contains(state->set, patient, &state->last));
 }
 
 /*
@@ -433,6 +444,7 @@ typedef struct ActorSetState
 {
 	PatientSet *set;
 	uint64		generation;		/* session_set_generation when set was taken */
+	int			last;			/* set's entry that the last row matched, or -1 */
 } ActorSetState;
 
 PG_FUNCTION_INFO_V1(hg_cares_for_actor);
@@ -456,8 +468,9 @@ hg_cares_for_actor(PG_FUNCTION_ARGS)
 		}
 		state->set = session_set;
 		state->generation = session_set_generation;
+		state->last = -1;
 	}
-	PG_RETURN_BOOL(set_contains(state->set, patient));
+	PG_RETURN_BOOL(set_contains(state->set, patient, &state->last));
 }
 
 /* Whether clause restricts the column expression column to given values. */
