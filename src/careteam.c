@@ -372,7 +372,7 @@ set_contains(PatientSet *set, text *patient, int *last)
 	int			len = VARSIZE_ANY_EXHDR(patient);
 	int			low = 0;
 
-	/* The rows of one patient usually come together, as in an index scan. */
+	/* An index scan of the patient column returns each patient's rows together. */
 	if (*last >= 0 && *last < set->count &&
 		compare_ids(id, len, set->ids[*last], set->lengths[*last]) == 0)
 		return true;
