@@ -17,9 +17,11 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
 #include "catalog/namespace.h"
 #include "commands/extension.h"
@@ -49,6 +51,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/selfuncs.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -799,9 +802,131 @@ hg_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 								queryEnv, dest, qc);
 }
 
+/*
+ * The statistics of a protected table's patient column, as the planner reads
+ * them for a role under the care-team policy.  PostgreSQL uses the column's
+ * most common values and histogram for a leakproof operator such as text
+ * equality even under row level security, so EXPLAIN's estimate for
+ * "patient = 'P-B'" would give P-B's row count to a clinician who cannot
+ * see P-B.  Such a role gets only the figures of the column as a whole:
+ * null fraction, width, number of distinct values and correlation, so every
+ * patient gets the same estimate.  Superusers and roles with BYPASSRLS,
+ * which the policy does not apply to, plan with the full statistics.
+ *
+ * NOTE: statistics of an index expression over the patient column, and
+ * extended statistics (CREATE STATISTICS) that include it, are not hidden.
+ */
+static get_relation_stats_hook_type prev_get_relation_stats_hook = NULL;
+
+/* Collect the attribute numbers of the Vars in node, outside sublinks. */
+static bool
+collect_attnos(Node *node, List **attnos)
+{
+	if (node == NULL || IsA(node, SubLink))
+		return false;
+	if (IsA(node, Var))
+	{
+		if (((Var *) node)->varlevelsup == 0)
+			*attnos = lappend_int(*attnos, ((Var *) node)->varattno);
+		return false;
+	}
+	return expression_tree_walker(node, collect_attnos, attnos);
+}
+
+/* Collect the columns that the cares_for() calls of a policy condition test. */
+static bool
+collect_care_columns(Node *node, List **attnos)
+{
+	if (node == NULL || IsA(node, SubLink))
+		return false;
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->args != NIL)
+	{
+		FuncExpr   *call = (FuncExpr *) node;
+		char	   *name = get_func_name(call->funcid);
+		Oid			namespace = get_func_namespace(call->funcid);
+		char	   *namespace_name = get_namespace_name(namespace);
+
+		if (name != NULL && namespace_name != NULL && strcmp(name, "cares_for") == 0 &&
+			strcmp(namespace_name, "hipaa_guard") == 0)
+		{
+			collect_attnos(linitial(call->args), attnos);
+			return false;
+		}
+	}
+	return expression_tree_walker(node, collect_care_columns, attnos);
+}
+
+static void
+free_summary_stats(HeapTuple tuple)
+{
+	heap_freetuple(tuple);
+}
+
+/* A copy of a pg_statistic row with every slot but the correlation emptied. */
+static HeapTuple
+summary_stats(Oid relid, AttrNumber attnum, bool inherited)
+{
+	HeapTuple	stats = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
+										Int16GetDatum(attnum), BoolGetDatum(inherited));
+	Form_pg_statistic form;
+	Datum		values[Natts_pg_statistic] = {0};
+	bool		nulls[Natts_pg_statistic] = {0};
+	bool		replace[Natts_pg_statistic] = {0};
+	Relation	statistic_rel;
+	HeapTuple	summary;
+
+	if (!HeapTupleIsValid(stats))
+		return NULL;
+	form = (Form_pg_statistic) GETSTRUCT(stats);
+	for (int slot = 0; slot < STATISTIC_NUM_SLOTS; slot++)
+	{
+		int16		kind = (&form->stakind1)[slot];
+
+		if (kind == 0 || kind == STATISTIC_KIND_CORRELATION)
+			continue;
+		values[Anum_pg_statistic_stakind1 - 1 + slot] = Int16GetDatum(0);
+		values[Anum_pg_statistic_staop1 - 1 + slot] = ObjectIdGetDatum(InvalidOid);
+		values[Anum_pg_statistic_stacoll1 - 1 + slot] = ObjectIdGetDatum(InvalidOid);
+		nulls[Anum_pg_statistic_stanumbers1 - 1 + slot] = true;
+		nulls[Anum_pg_statistic_stavalues1 - 1 + slot] = true;
+		replace[Anum_pg_statistic_stakind1 - 1 + slot] = true;
+		replace[Anum_pg_statistic_staop1 - 1 + slot] = true;
+		replace[Anum_pg_statistic_stacoll1 - 1 + slot] = true;
+		replace[Anum_pg_statistic_stanumbers1 - 1 + slot] = true;
+		replace[Anum_pg_statistic_stavalues1 - 1 + slot] = true;
+	}
+	statistic_rel = table_open(StatisticRelationId, AccessShareLock);
+	summary = heap_modify_tuple(stats, RelationGetDescr(statistic_rel), values, nulls, replace);
+	table_close(statistic_rel, AccessShareLock);
+	ReleaseSysCache(stats);
+	return summary;
+}
+
+static bool
+hg_get_relation_stats(PlannerInfo *root, RangeTblEntry *rte, AttrNumber attnum,
+					  VariableStatData *vardata)
+{
+	List	   *care_columns = NIL;
+
+	if (prev_get_relation_stats_hook &&
+		prev_get_relation_stats_hook(root, rte, attnum, vardata))
+		return true;
+	if (rte->rtekind != RTE_RELATION || rte->securityQuals == NIL)
+		return false;
+	collect_care_columns((Node *) rte->securityQuals, &care_columns);
+	if (!list_member_int(care_columns, attnum))
+		return false;
+	vardata->statsTuple = summary_stats(rte->relid, attnum, rte->inh);
+	vardata->freefunc = free_summary_stats;
+	vardata->acl_ok = false;
+	return true;
+}
+
 void
 hg_careteam_install_hooks(void)
 {
+	prev_get_relation_stats_hook = get_relation_stats_hook;
+	get_relation_stats_hook = hg_get_relation_stats;
 	prev_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = hg_process_utility;
 	prev_set_rel_pathlist_hook = set_rel_pathlist_hook;
