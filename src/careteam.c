@@ -3,7 +3,8 @@
  *		The per-session cache of the current actor's patients, which the
  *		care-team row level security policies read once per statement, the
  *		planner support of those policies (the index condition derived from
- *		cares_for() and the choice of a plain index scan to read it), and
+ *		cares_for() and the choice of a plain index scan to read it), the
+ *		patient column's statistics as roles under the policy see them, and
  *		the refusal of EXPLAIN ANALYZE on protected tables.
  *
  * Computing the list reads the actor's care assignments and break-glass
@@ -813,10 +814,13 @@ hg_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
  * patient gets the same estimate.  Superusers and roles with BYPASSRLS,
  * which the policy does not apply to, plan with the full statistics.
  *
- * NOTE: statistics of an index expression over the patient column, and
- * extended statistics (CREATE STATISTICS) that include it, are not hidden.
+ * The same goes for an index expression over the patient column.
+ *
+ * NOTE: extended statistics (CREATE STATISTICS) that include the patient
+ * column are not hidden, since PostgreSQL 15 has no hook for them.
  */
 static get_relation_stats_hook_type prev_get_relation_stats_hook = NULL;
+static get_index_stats_hook_type prev_get_index_stats_hook = NULL;
 
 /* Collect the attribute numbers of the Vars in node, outside sublinks. */
 static bool
@@ -922,11 +926,93 @@ hg_get_relation_stats(PlannerInfo *root, RangeTblEntry *rte, AttrNumber attnum,
 	return true;
 }
 
+/*
+ * Find the planner's entry of the index indexoid and the table it belongs
+ * to.  Returns NULL when the query plans no scan of that table.
+ */
+static IndexOptInfo *
+find_index(PlannerInfo *root, Oid indexoid, RangeTblEntry **rte)
+{
+	for (int i = 1; i < root->simple_rel_array_size; i++)
+	{
+		RelOptInfo *rel = root->simple_rel_array[i];
+		ListCell   *lc;
+
+		if (rel == NULL)
+			continue;
+		foreach(lc, rel->indexlist)
+		{
+			IndexOptInfo *index = lfirst_node(IndexOptInfo, lc);
+
+			if (index->indexoid == indexoid)
+			{
+				*rte = root->simple_rte_array[i];
+				return index;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* Return the expression of an index column, or NULL for a plain column. */
+static Node *
+index_column_expression(IndexOptInfo *index, AttrNumber indexattnum)
+{
+	ListCell   *expression = list_head(index->indexprs);
+
+	for (int column = 0; column < indexattnum - 1; column++)
+	{
+		if (index->indexkeys[column] == 0 && expression != NULL)
+			expression = lnext(index->indexprs, expression);
+	}
+	if (index->indexkeys[indexattnum - 1] != 0 || expression == NULL)
+		return NULL;
+	return (Node *) lfirst(expression);
+}
+
+/* The statistics of an index expression over the patient column, likewise. */
+static bool
+hg_get_index_stats(PlannerInfo *root, Oid indexoid, AttrNumber indexattnum,
+				   VariableStatData *vardata)
+{
+	RangeTblEntry *rte = NULL;
+	IndexOptInfo *index;
+	Node	   *expression;
+	List	   *care_columns = NIL;
+	List	   *used_columns = NIL;
+	ListCell   *lc;
+
+	if (prev_get_index_stats_hook &&
+		prev_get_index_stats_hook(root, indexoid, indexattnum, vardata))
+		return true;
+	index = find_index(root, indexoid, &rte);
+	if (index == NULL || rte->rtekind != RTE_RELATION || rte->securityQuals == NIL)
+		return false;
+	expression = index_column_expression(index, indexattnum);
+	if (expression == NULL)
+		return false;
+	collect_care_columns((Node *) rte->securityQuals, &care_columns);
+	collect_attnos(expression, &used_columns);
+	foreach(lc, used_columns)
+	{
+		if (list_member_int(care_columns, lfirst_int(lc)))
+		{
+			vardata->statsTuple = summary_stats(indexoid, indexattnum, false);
+			vardata->freefunc = free_summary_stats;
+			vardata->acl_ok = false;
+			return true;
+		}
+	}
+	return false;
+}
+
 void
 hg_careteam_install_hooks(void)
 {
 	prev_get_relation_stats_hook = get_relation_stats_hook;
 	get_relation_stats_hook = hg_get_relation_stats;
+	prev_get_index_stats_hook = get_index_stats_hook;
+	get_index_stats_hook = hg_get_index_stats;
 	prev_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = hg_process_utility;
 	prev_set_rel_pathlist_hook = set_rel_pathlist_hook;
