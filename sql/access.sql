@@ -125,26 +125,32 @@ RESET SESSION AUTHORIZATION;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM acc_encounters WHERE id = 1;
 -- Plain EXPLAIN shows estimates, which PostgreSQL computes from the patient
 -- column's statistics even under row level security, and from those of an
--- index expression over it.  Here pat-3 has 500 rows and pat-1 has 3.  A
--- clinician gets the same estimates for both, and for a patient with no
--- rows, and a superuser gets the true ones.
+-- index expression over it and of each partition.  Here pat-3 has 500 rows
+-- and pat-1 has 3.  A clinician gets the same estimates for both, and for a
+-- patient with no rows, and a superuser gets the true ones.
 CREATE TABLE acc_skewed (id int PRIMARY KEY, patient text NOT NULL);
+CREATE TABLE acc_skewed_parts (id int NOT NULL, patient text NOT NULL) PARTITION BY RANGE (id);
+CREATE TABLE acc_skewed_low PARTITION OF acc_skewed_parts FOR VALUES FROM (1) TO (300);
+CREATE TABLE acc_skewed_high PARTITION OF acc_skewed_parts FOR VALUES FROM (300) TO (10000);
 INSERT INTO acc_skewed
 SELECT g, CASE WHEN g <= 500 THEN 'pat-3' WHEN g <= 503 THEN 'pat-1' ELSE 'pat-' || (10 + g % 900) END
   FROM generate_series(1, 3000) AS g;
+INSERT INTO acc_skewed_parts SELECT * FROM acc_skewed;
 CREATE INDEX acc_skewed_lower_idx ON acc_skewed (lower(patient));
 SET SESSION AUTHORIZATION regress_acc_admin;
 SELECT hipaa_guard.protect_table('acc_skewed', 'patient');
+SELECT hipaa_guard.protect_table('acc_skewed_parts', 'patient');
 RESET SESSION AUTHORIZATION;
-ANALYZE acc_skewed;
+ANALYZE acc_skewed, acc_skewed_parts, acc_skewed_low, acc_skewed_high;
 SET SESSION AUTHORIZATION regress_dr_a;
-CREATE FUNCTION pg_temp.estimates(p text, column_expression text DEFAULT 'patient') RETURNS text
+CREATE FUNCTION pg_temp.estimates(p text, column_expression text DEFAULT 'patient',
+                                  tbl text DEFAULT 'acc_skewed') RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     line text;
     result text := '';
 BEGIN
-    FOR line IN EXECUTE format('EXPLAIN SELECT * FROM acc_skewed WHERE %s = %L', column_expression, p) LOOP
+    FOR line IN EXECUTE format('EXPLAIN SELECT * FROM %I WHERE %s = %L', tbl, column_expression, p) LOOP
         result := result || coalesce(substring(line FROM 'rows=[0-9]+'), '') || ' ';
     END LOOP;
     RETURN result;
@@ -153,12 +159,16 @@ $$;
 SELECT pg_temp.estimates('pat-3') = pg_temp.estimates('pat-1') AS same_for_pat_3_and_pat_1,
        pg_temp.estimates('pat-1') = pg_temp.estimates('pat-none') AS same_for_a_patient_without_rows,
        pg_temp.estimates('pat-3', 'lower(patient)') = pg_temp.estimates('pat-1', 'lower(patient)')
-           AS same_through_index_expression;
+           AS same_through_index_expression,
+       pg_temp.estimates('pat-3', 'patient', 'acc_skewed_parts') =
+           pg_temp.estimates('pat-1', 'patient', 'acc_skewed_parts') AS same_for_partitions;
 RESET SESSION AUTHORIZATION;
 SELECT pg_temp.estimates('pat-3') = pg_temp.estimates('pat-1') AS same_for_superuser,
        pg_temp.estimates('pat-3') LIKE '%rows=500 %' AS superuser_sees_500,
-       pg_temp.estimates('pat-3', 'lower(patient)') LIKE '%rows=500 %' AS superuser_sees_500_through_index;
-DROP TABLE acc_skewed;
+       pg_temp.estimates('pat-3', 'lower(patient)') LIKE '%rows=500 %' AS superuser_sees_500_through_index,
+       pg_temp.estimates('pat-3', 'patient', 'acc_skewed_parts') <>
+           pg_temp.estimates('pat-1', 'patient', 'acc_skewed_parts') AS superuser_partitions_differ;
+DROP TABLE acc_skewed, acc_skewed_parts;
 SET SESSION AUTHORIZATION regress_dr_a;
 -- A unique violation on another patient's row names no key and no column.
 INSERT INTO acc_encounters VALUES (3, 'pat-1', '2026-12-01', 'id of a hidden row');

@@ -814,7 +814,8 @@ hg_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
  * patient gets the same estimate.  Superusers and roles with BYPASSRLS,
  * which the policy does not apply to, plan with the full statistics.
  *
- * The same goes for an index expression over the patient column.
+ * The same goes for the partitions of a protected table and for an index
+ * expression over the patient column.
  *
  * NOTE: extended statistics (CREATE STATISTICS) that include the patient
  * column are not hidden, since PostgreSQL 15 has no hook for them.
@@ -906,19 +907,59 @@ summary_stats(Oid relid, AttrNumber attnum, bool inherited)
 	return summary;
 }
 
+/* Return the range table index of rte in root, or 0. */
+static Index
+range_table_index(PlannerInfo *root, RangeTblEntry *rte)
+{
+	for (int i = 1; i < root->simple_rel_array_size; i++)
+	{
+		if (root->simple_rte_array[i] == rte)
+			return i;
+	}
+	return 0;
+}
+
+/*
+ * Check whether column attnum of the table rte (range table index rti, or
+ * 0 when unknown) is a column that a care-team policy tests.  The planner's
+ * entry of a partition carries no policy conditions, because they are its
+ * parent's, so the column is followed up to the ancestor that has them.
+ */
+static bool
+is_care_column(PlannerInfo *root, Index rti, RangeTblEntry *rte, AttrNumber attnum)
+{
+	for (;;)
+	{
+		AppendRelInfo *appinfo;
+
+		if (rte->securityQuals != NIL)
+		{
+			List	   *care_columns = NIL;
+
+			collect_care_columns((Node *) rte->securityQuals, &care_columns);
+			return list_member_int(care_columns, attnum);
+		}
+		if (rti == 0 || root->append_rel_array == NULL || root->append_rel_array[rti] == NULL)
+			return false;
+		appinfo = root->append_rel_array[rti];
+		if (attnum <= 0 || attnum > appinfo->num_child_cols ||
+			appinfo->parent_colnos[attnum - 1] == 0)
+			return false;
+		attnum = appinfo->parent_colnos[attnum - 1];
+		rti = appinfo->parent_relid;
+		rte = root->simple_rte_array[rti];
+	}
+}
+
 static bool
 hg_get_relation_stats(PlannerInfo *root, RangeTblEntry *rte, AttrNumber attnum,
 					  VariableStatData *vardata)
 {
-	List	   *care_columns = NIL;
-
 	if (prev_get_relation_stats_hook &&
 		prev_get_relation_stats_hook(root, rte, attnum, vardata))
 		return true;
-	if (rte->rtekind != RTE_RELATION || rte->securityQuals == NIL)
-		return false;
-	collect_care_columns((Node *) rte->securityQuals, &care_columns);
-	if (!list_member_int(care_columns, attnum))
+	if (rte->rtekind != RTE_RELATION ||
+		!is_care_column(root, range_table_index(root, rte), rte, attnum))
 		return false;
 	vardata->statsTuple = summary_stats(rte->relid, attnum, rte->inh);
 	vardata->freefunc = free_summary_stats;
@@ -931,7 +972,7 @@ hg_get_relation_stats(PlannerInfo *root, RangeTblEntry *rte, AttrNumber attnum,
  * to.  Returns NULL when the query plans no scan of that table.
  */
 static IndexOptInfo *
-find_index(PlannerInfo *root, Oid indexoid, RangeTblEntry **rte)
+find_index(PlannerInfo *root, Oid indexoid, Index *rti)
 {
 	for (int i = 1; i < root->simple_rel_array_size; i++)
 	{
@@ -946,7 +987,7 @@ find_index(PlannerInfo *root, Oid indexoid, RangeTblEntry **rte)
 
 			if (index->indexoid == indexoid)
 			{
-				*rte = root->simple_rte_array[i];
+				*rti = i;
 				return index;
 			}
 		}
@@ -975,27 +1016,25 @@ static bool
 hg_get_index_stats(PlannerInfo *root, Oid indexoid, AttrNumber indexattnum,
 				   VariableStatData *vardata)
 {
-	RangeTblEntry *rte = NULL;
+	Index		rti = 0;
 	IndexOptInfo *index;
 	Node	   *expression;
-	List	   *care_columns = NIL;
 	List	   *used_columns = NIL;
 	ListCell   *lc;
 
 	if (prev_get_index_stats_hook &&
 		prev_get_index_stats_hook(root, indexoid, indexattnum, vardata))
 		return true;
-	index = find_index(root, indexoid, &rte);
-	if (index == NULL || rte->rtekind != RTE_RELATION || rte->securityQuals == NIL)
+	index = find_index(root, indexoid, &rti);
+	if (index == NULL || root->simple_rte_array[rti]->rtekind != RTE_RELATION)
 		return false;
 	expression = index_column_expression(index, indexattnum);
 	if (expression == NULL)
 		return false;
-	collect_care_columns((Node *) rte->securityQuals, &care_columns);
 	collect_attnos(expression, &used_columns);
 	foreach(lc, used_columns)
 	{
-		if (list_member_int(care_columns, lfirst_int(lc)))
+		if (is_care_column(root, rti, root->simple_rte_array[rti], lfirst_int(lc)))
 		{
 			vardata->statsTuple = summary_stats(indexoid, indexattnum, false);
 			vardata->freefunc = free_summary_stats;
