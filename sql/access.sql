@@ -199,6 +199,8 @@ RESET SESSION AUTHORIZATION;
 \set VERBOSITY sqlstate
 SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-5', 'attending', now() - interval '1 day');
 SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-5', 'attending', NULL);
+-- Leaving out the end gives the same error, not an unknown function.
+SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-5', 'attending');
 SELECT hipaa_guard.assign_care('', 'pat-5', 'attending', now() + interval '1 day');
 SELECT hipaa_guard.assign_care('regress_dr_a', 'pat-5', ' ', now() + interval '1 day');
 SELECT hipaa_guard.end_care('regress_dr_a', 'pat-5');

@@ -277,7 +277,7 @@ SELECT p.tbl AS table_name, p.patient_column, c.relrowsecurity AS row_security, 
   JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) p.tbl::pg_catalog.oid;
 COMMENT ON VIEW @extschema@.protected_tables IS 'Tables under care-team row level security';
 
-CREATE FUNCTION @extschema@.assign_care(actor text, patient text, relationship text, valid_until timestamptz)
+CREATE FUNCTION @extschema@.assign_care(actor text, patient text, relationship text, valid_until timestamptz DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
