@@ -54,8 +54,8 @@ SELECT * FROM acc_patients ORDER BY 1;
 SELECT hipaa_guard.cares_for('pat-1') AS pat_1, hipaa_guard.cares_for('pat-3') AS pat_3,
        hipaa_guard.cares_for(NULL) AS no_patient;
 -- Each execution remembers the last patient it found, for the next rows of
--- the same patient.  A patient out of care right after one in care is still
--- refused by both forms.
+-- the same patient.  A patient out of care right after one in care still
+-- gets false from both forms.
 SELECT v.n, v.patient, hipaa_guard.cares_for(v.patient) AS actor_set,
        hipaa_guard.cares_for(v.patient, ARRAY['pat-1', 'pat-3']) AS given_list
   FROM (VALUES (1, 'pat-1'), (2, 'pat-1'), (3, 'pat-2'), (4, 'pat-1'), (5, 'pat-3'),

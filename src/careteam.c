@@ -867,7 +867,10 @@ free_summary_stats(HeapTuple tuple)
 	heap_freetuple(tuple);
 }
 
-/* A copy of a pg_statistic row with every slot but the correlation emptied. */
+/*
+ * Return a copy of the column's pg_statistic row with every slot but the
+ * correlation emptied, or NULL when the column has no statistics.
+ */
 static HeapTuple
 summary_stats(Oid relid, AttrNumber attnum, bool inherited)
 {
@@ -920,10 +923,10 @@ range_table_index(PlannerInfo *root, RangeTblEntry *rte)
 }
 
 /*
- * Check whether column attnum of the table rte (range table index rti, or
- * 0 when unknown) is a column that a care-team policy tests.  The planner's
- * entry of a partition carries no policy conditions, because they are its
- * parent's, so the column is followed up to the ancestor that has them.
+ * Check whether a care-team policy tests column attnum of the table rte,
+ * whose range table index is rti (0 when unknown).  A partition's entry has
+ * no policy conditions of its own, so the column is followed up to the
+ * ancestor that has them.
  */
 static bool
 is_care_column(PlannerInfo *root, Index rti, RangeTblEntry *rte, AttrNumber attnum)
@@ -951,6 +954,7 @@ is_care_column(PlannerInfo *root, Index rti, RangeTblEntry *rte, AttrNumber attn
 	}
 }
 
+/* Give a role under the policy the summary statistics of the patient column. */
 static bool
 hg_get_relation_stats(PlannerInfo *root, RangeTblEntry *rte, AttrNumber attnum,
 					  VariableStatData *vardata)
@@ -968,8 +972,8 @@ hg_get_relation_stats(PlannerInfo *root, RangeTblEntry *rte, AttrNumber attnum,
 }
 
 /*
- * Find the planner's entry of the index indexoid and the table it belongs
- * to.  Returns NULL when the query plans no scan of that table.
+ * Return the planner's entry of index indexoid and set *rti to the range
+ * table index of its table, or return NULL when the query scans no such table.
  */
 static IndexOptInfo *
 find_index(PlannerInfo *root, Oid indexoid, Index *rti)
@@ -1011,7 +1015,10 @@ index_column_expression(IndexOptInfo *index, AttrNumber indexattnum)
 	return (Node *) lfirst(expression);
 }
 
-/* The statistics of an index expression over the patient column, likewise. */
+/*
+ * Give a role under the policy the summary statistics of an index
+ * expression over the patient column.
+ */
 static bool
 hg_get_index_stats(PlannerInfo *root, Oid indexoid, AttrNumber indexattnum,
 				   VariableStatData *vardata)
