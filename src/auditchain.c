@@ -26,6 +26,8 @@
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -887,6 +889,27 @@ read_head_now(HgAuditHead *head)
 	table_close(block_rel, AccessShareLock);
 }
 
+/*
+ * Flush the WAL inserted so far.  The sealer commits blocks without waiting
+ * for their flush (sealer.c), and a digest that named a block which a crash
+ * then undid would make verification against it report a rewritten chain.
+ */
+static void
+flush_inserted_wal(void)
+{
+	XLogRecPtr	end;
+
+	if (RecoveryInProgress())
+		return;
+	end = GetXLogInsertRecPtr();
+	/* At the start of a page, the position counts the header not written yet. */
+	if (XLogSegmentOffset(end, wal_segment_size) == SizeOfXLogLongPHD)
+		end -= SizeOfXLogLongPHD;
+	else if (end % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		end -= SizeOfXLogShortPHD;
+	XLogFlush(end);
+}
+
 PG_FUNCTION_INFO_V1(hg_audit_digest);
 Datum
 hg_audit_digest(PG_FUNCTION_ARGS)
@@ -901,6 +924,7 @@ hg_audit_digest(PG_FUNCTION_ARGS)
 	read_head_now(&head);
 	if (!head.found)
 		return (Datum) 0;
+	flush_inserted_wal();
 
 	digest = format_digest(head.block, head.last_seq, head.hash);
 	values[0] = Int64GetDatum(head.block);
@@ -931,23 +955,23 @@ hg_audit_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	HgAuditHead head;
-	int			sealer_pid;
-	int64		queued_in_memory;
-	Datum		values[6];
-	bool		nulls[6] = {false};
+	HgAuditMemoryStatus memory;
+	Datum		values[7];
+	bool		nulls[7] = {false};
 
 	InitMaterializedSRF(fcinfo, 0);
-	(void) hg_audit_memory_status(MyDatabaseId, &sealer_pid, &queued_in_memory);
+	(void) hg_audit_memory_status(MyDatabaseId, &memory);
 	read_head_now(&head);
 
-	values[0] = Int32GetDatum(sealer_pid);
-	nulls[0] = (sealer_pid == 0);
-	values[1] = Int64GetDatum(queued_in_memory);
+	values[0] = Int32GetDatum(memory.sealer_pid);
+	nulls[0] = (memory.sealer_pid == 0);
+	values[1] = Int64GetDatum(memory.queued);
 	values[2] = Int64GetDatum(count_queue_rows());
 	values[3] = Int64GetDatum(head.found ? head.last_seq : 0);
 	values[4] = Int64GetDatum(head.found ? head.block : 0);
 	values[5] = TimestampTzGetDatum(head.sealed_at);
 	nulls[5] = !head.found;
+	values[6] = Int64GetDatum(memory.full_waits);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

@@ -97,7 +97,7 @@
 #include "hipaa_guard.h"
 
 int			hg_audit_databases = 8;
-int			hg_audit_queue_size = 1024; /* kB */
+int			hg_audit_queue_size = 8192; /* kB */
 int			hg_audit_seal_interval = 200;	/* ms */
 
 /* A transaction's buffer is pushed early, with status 'open', past these. */
@@ -144,6 +144,9 @@ struct HgAuditSlot
 	pg_atomic_uint32 pending_backends;
 
 	ConditionVariable space_cv; /* broadcast when the sealer frees space */
+
+	/* Pushes that found the ring full and waited, since the slot was bound. */
+	pg_atomic_uint64 full_waits;
 
 	/*
 	 * Protected by ring_mutex.  It is a spinlock because every holder only
@@ -200,6 +203,12 @@ static int	max_uncopied = 0;
 static StringInfoData summary_entry;
 static int	summary_rows_offset = -1;	/* where its rows value is */
 static bool copies_counted = false;		/* counted in pending_backends */
+
+/*
+ * Bytes the sealer copies out of the ring at a time (hg_audit_ring_read):
+ * a full block's worth of entries of 512 bytes.
+ */
+#define HG_RING_READ_BYTES		(2 * 1024 * 1024)
 
 /* The sealer's copy of the entries of the block it seals. */
 static char *batch_buffer = NULL;
@@ -287,6 +296,7 @@ hg_audit_shmem_startup(void)
 			SpinLockInit(&slot->ring_mutex);
 			pg_atomic_init_u32(&slot->pending_backends, 0);
 			ConditionVariableInit(&slot->space_cv);
+			pg_atomic_init_u64(&slot->full_waits, 0);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -339,6 +349,7 @@ bind_free_slot(Oid database_oid)
 	slot->read_pos = slot->write_pos = 0;
 	slot->queued_events = 0;
 	SpinLockRelease(&slot->ring_mutex);
+	pg_atomic_write_u64(&slot->full_waits, 0);
 	SpinLockAcquire(&slot->mutex);
 	slot->starting = false;
 	slot->drop_requested = false;
@@ -531,19 +542,36 @@ ring_copy_in(HgAuditSlot *slot, uint64 pos, const char *src, Size len)
 		memcpy(slot_ring(slot), src + first, len - first);
 }
 
+/* Make the batch buffer hold at least len bytes. */
+static void
+reserve_batch_buffer(Size len)
+{
+	if (batch_buffer != NULL && batch_capacity >= len)
+		return;
+	if (batch_buffer != NULL)
+		pfree(batch_buffer);
+	batch_capacity = Max(len, 64 * 1024);
+	batch_buffer = MemoryContextAlloc(TopMemoryContext, batch_capacity);
+}
+
 /*
  * Copy up to max_events entries out of the ring into a buffer that the next
  * call reuses.  Their space stays taken until hg_audit_ring_release().  The
  * buffer outlives the sealer's per-block memory: a megabyte allocated and
  * freed per block would come from the kernel, page fault by page fault,
  * every time.
+ *
+ * The bytes are copied first, up to HG_RING_READ_BYTES, and the entries
+ * counted in the copy.  Counting them in the ring, which the backends have
+ * just written from other CPUs, missed the cache at every entry.
  */
 void
 hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch)
 {
 	uint64		start;
 	uint64		end;
-	uint64		pos;
+	Size		copied;
+	Size		pos = 0;
 	int			nevents = 0;
 
 	SpinLockAcquire(&slot->ring_mutex);
@@ -555,28 +583,34 @@ hg_audit_ring_read(HgAuditSlot *slot, int max_events, HgAuditBatch *batch)
 	 * Only the sealer moves read_pos, and pushers never touch the bytes
 	 * between read_pos and write_pos once written, so the copy needs no lock.
 	 */
-	pos = start;
-	while (pos < end && nevents < max_events)
+	copied = Min(end - start, HG_RING_READ_BYTES);
+	if (copied > 0)
+	{
+		uint32		first_len;
+
+		/* An entry larger than the copy is copied whole. */
+		ring_copy_out(slot, start, (char *) &first_len, sizeof(first_len));
+		copied = Max(copied, first_len);
+	}
+	reserve_batch_buffer(copied);
+	ring_copy_out(slot, start, batch_buffer, copied);
+
+	while (pos + sizeof(uint32) <= copied && nevents < max_events)
 	{
 		uint32		entry_len;
 
-		ring_copy_out(slot, pos, (char *) &entry_len, sizeof(entry_len));
+		memcpy(&entry_len, batch_buffer + pos, sizeof(entry_len));
+		if (pos + entry_len > copied)
+			break;
 		pos += entry_len;
 		nevents++;
 	}
 
-	batch->len = pos - start;
-	if (batch_buffer == NULL || batch_capacity < batch->len)
-	{
-		if (batch_buffer != NULL)
-			pfree(batch_buffer);
-		batch_capacity = Max(batch->len, 64 * 1024);
-		batch_buffer = MemoryContextAlloc(TopMemoryContext, batch_capacity);
-	}
 	batch->data = batch_buffer;
-	ring_copy_out(slot, start, batch->data, batch->len);
+	batch->len = pos;
 	batch->nevents = nevents;
-	batch->end_pos = pos;
+	batch->end_pos = start + pos;
+	batch->more = batch->end_pos < end;
 }
 
 /* Free the space of a sealed batch and wake the pushers that wait for it. */
@@ -627,16 +661,15 @@ hg_audit_note_sealed(HgAuditSlot *slot)
 }
 
 /*
- * Report the sealer's pid (0 for none) and the events queued in the ring of
- * a database.  Returns false when the database has no slot.
+ * Report the state of a database's queue in shared memory: all zero and
+ * false when the database has no slot.
  */
 bool
-hg_audit_memory_status(Oid database_oid, int *sealer_pid, int64 *queued)
+hg_audit_memory_status(Oid database_oid, HgAuditMemoryStatus *status)
 {
 	HgAuditSlot *slot;
 
-	*sealer_pid = 0;
-	*queued = 0;
+	memset(status, 0, sizeof(*status));
 	if (audit_slots == NULL)
 		return false;
 	LWLockAcquire(assign_lock(), LW_SHARED);
@@ -645,11 +678,12 @@ hg_audit_memory_status(Oid database_oid, int *sealer_pid, int64 *queued)
 	if (slot == NULL)
 		return false;
 	SpinLockAcquire(&slot->mutex);
-	*sealer_pid = slot->sealer_pid;
+	status->sealer_pid = slot->sealer_pid;
 	SpinLockRelease(&slot->mutex);
 	SpinLockAcquire(&slot->ring_mutex);
-	*queued = slot->queued_events;
+	status->queued = slot->queued_events;
 	SpinLockRelease(&slot->ring_mutex);
+	status->full_waits = (int64) pg_atomic_read_u64(&slot->full_waits);
 	return true;
 }
 
@@ -657,11 +691,9 @@ hg_audit_memory_status(Oid database_oid, int *sealer_pid, int64 *queued)
 bool
 hg_audit_database_has_live_sealer(Oid database_oid, int pid)
 {
-	int			sealer_pid;
-	int64		queued;
+	HgAuditMemoryStatus status;
 
-	return hg_audit_memory_status(database_oid, &sealer_pid, &queued) &&
-		sealer_pid == pid;
+	return hg_audit_memory_status(database_oid, &status) && status.sealer_pid == pid;
 }
 
 /* ----------------------------------------------------------------
@@ -766,6 +798,7 @@ ring_push(HgAuditSlot *slot, const char *data, Size len, int nevents)
 		wake_or_start_sealer(slot, true);
 		if (!prepared)
 		{
+			pg_atomic_fetch_add_u64(&slot->full_waits, 1);
 			ConditionVariablePrepareToSleep(&slot->space_cv);
 			prepared = true;
 		}

@@ -90,6 +90,7 @@ typedef struct HgAuditBatch
 	Size		len;
 	int			nevents;
 	uint64		end_pos;		/* ring position after the last entry */
+	bool		more;			/* entries were left in the ring */
 } HgAuditBatch;
 
 extern HgAuditSlot *hg_audit_sealer_attach(Oid database_oid);
@@ -110,7 +111,15 @@ typedef struct HgAuditEntryInfo
 extern Size hg_audit_encode_entry(StringInfo buf, int64 seq, const char *entry,
 								  TimestampTz sealed_at, HgAuditEntryInfo *info);
 extern void hg_audit_note_sealed(HgAuditSlot *slot);
-extern bool hg_audit_memory_status(Oid database_oid, int *sealer_pid, int64 *queued);
+/* A database's queue in shared memory, for hipaa_guard.audit_status(). */
+typedef struct HgAuditMemoryStatus
+{
+	int			sealer_pid;		/* 0 when no sealer runs */
+	int64		queued;			/* events in the ring */
+	int64		full_waits;		/* pushes that waited for space */
+} HgAuditMemoryStatus;
+
+extern bool hg_audit_memory_status(Oid database_oid, HgAuditMemoryStatus *status);
 extern bool hg_audit_database_has_live_sealer(Oid database_oid, int pid);
 
 /* The relation of the trail's tables in the extension's schema, or InvalidOid. */

@@ -21,10 +21,21 @@
  * events from the ring, whose space stays taken, and reads the committed
  * rows of audit_queue.  It numbers them after the last sealed record, inserts
  * them into audit_log, deletes the queue rows and inserts the audit_block
- * row, then commits.  Only then is the ring space released, with interrupts held in between, so
- * a failure anywhere before leaves every event queued for the next attempt,
- * and none is sealed twice.  After the commit the worker writes the
- * high-water file (see write_head_file).
+ * row, then commits.  Only then is the ring space released, with interrupts
+ * held in between, so a failure anywhere before leaves every event queued
+ * for the next attempt, and none is sealed twice.
+ *
+ * Flushing.  A block commits without waiting for its WAL to reach disk
+ * (synchronous_commit is off in the sealer).  The sealer flushes the WAL and
+ * writes the high-water file (see write_head_file) once per
+ * audit_seal_interval, and when it stops.  Under load that is a few flushes
+ * a second instead of one per block.  Each fsync put the sealer to sleep,
+ * and on two busy CPUs every sleep and wake-up of a third process left a
+ * CPU idle for a while.  A crash can undo the blocks committed since the
+ * last flush.  Their audit_queue rows come back with them and are sealed
+ * again; their read records are lost, as those still in the ring would be.
+ * The high-water file never names an undone block, and audit_digest()
+ * flushes the WAL before it returns a digest (auditchain.c).
  *
  * The tables are written through the executor's simple insert path, which
  * maintains their indexes and checks their constraints, with no SQL to parse
@@ -39,6 +50,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -109,6 +121,38 @@ typedef struct SealInput
 	HeapTuple  *queued;			/* committed audit_queue rows */
 	int			nqueued;
 } SealInput;
+
+/*
+ * The newest block committed but not yet flushed, which the high-water file
+ * will name once its commit record is on disk.
+ */
+typedef struct UnflushedHead
+{
+	bool		pending;
+	XLogRecPtr	commit_end;
+	int64		block;
+	int64		last_seq;
+	uint8		hash[HG_AUDIT_HASH_LEN];
+} UnflushedHead;
+
+static UnflushedHead unflushed;
+static TimestampTz last_flush_at = 0;
+
+/*
+ * What the high-water file contains, as this sealer last read or wrote it.
+ * Only the sealer writes the file, so it is read again only after a check
+ * against it failed, which lets an administrator move it aside.
+ */
+typedef struct HeadFileCache
+{
+	bool		valid;
+	bool		present;
+	int64		block;
+	int64		last_seq;
+	uint8		hash[HG_AUDIT_HASH_LEN];
+} HeadFileCache;
+
+static HeadFileCache head_file;
 
 /* ----------------------------------------------------------------
  *		Registration
@@ -614,7 +658,7 @@ hg_audit_head_path(Oid database_oid, char *path, Size size)
  * Replace the file atomically: write a temporary file, fsync it, rename it
  * over the old one and fsync the directory (durable_rename).  A failure is
  * a WARNING: the block is sealed, and a file that lags behind the chain only
- * weakens the check until the next block.
+ * weakens the check until the next flush.
  */
 static void
 write_head_file(int64 block, int64 last_seq, const uint8 *hash)
@@ -626,6 +670,7 @@ write_head_file(int64 block, int64 last_seq, const uint8 *hash)
 	int			fd;
 	int			len;
 
+	head_file.valid = false;
 	hex_encode((const char *) hash, HG_AUDIT_HASH_LEN, hex);
 	hex[HG_AUDIT_HASH_LEN * 2] = '\0';
 	len = snprintf(content, sizeof(content), "hg1:" INT64_FORMAT ":" INT64_FORMAT ":%s\n",
@@ -658,7 +703,13 @@ write_head_file(int64 block, int64 last_seq, const uint8 *hash)
 				 errmsg("could not close file \"%s\": %m", temp_path)));
 		return;
 	}
-	(void) durable_rename(temp_path, path, WARNING);
+	if (durable_rename(temp_path, path, WARNING) != 0)
+		return;
+	head_file.valid = true;
+	head_file.present = true;
+	head_file.block = block;
+	head_file.last_seq = last_seq;
+	memcpy(head_file.hash, hash, HG_AUDIT_HASH_LEN);
 }
 
 /*
@@ -672,19 +723,26 @@ write_head_file(int64 block, int64 last_seq, const uint8 *hash)
 static bool
 chain_reaches_head_file(const HgAuditHead *head)
 {
-	bool		present;
-	int64		block;
-	int64		last_seq;
-	uint8		hash[HG_AUDIT_HASH_LEN];
+	bool		reaches;
 
-	if (!hg_audit_read_head_file(&present, &block, &last_seq, hash))
-		return false;
-	if (!present)
+	if (!head_file.valid)
+	{
+		if (!hg_audit_read_head_file(&head_file.present, &head_file.block,
+									 &head_file.last_seq, head_file.hash))
+			return false;
+		head_file.valid = true;
+	}
+	if (!head_file.present)
 		return true;
-	if (!head->found || head->block < block)
-		return false;
-	return head->block > block ||
-		(head->last_seq == last_seq && memcmp(head->hash, hash, HG_AUDIT_HASH_LEN) == 0);
+	if (!head->found || head->block < head_file.block)
+		reaches = false;
+	else
+		reaches = head->block > head_file.block ||
+			(head->last_seq == head_file.last_seq &&
+			 memcmp(head->hash, head_file.hash, HG_AUDIT_HASH_LEN) == 0);
+	if (!reaches)
+		head_file.valid = false;
+	return reaches;
 }
 
 static void
@@ -717,10 +775,10 @@ read_ring_and_queue(HgAuditSlot *slot, Relation queue_rel, SealInput *input)
 }
 
 /*
- * Seal one block of whatever is queued.  Returns the number of records
- * sealed, 0 when nothing was queued.
+ * Seal one block of whatever is queued.  Returns whether more may be
+ * queued: the block is full, or the ring contains more than was read.
  */
-static int
+static bool
 seal_next_block(HgAuditSlot *slot)
 {
 	Relation	queue_rel;
@@ -762,7 +820,7 @@ seal_next_block(HgAuditSlot *slot)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	if (total == 0)
-		return 0;
+		return false;
 
 	/*
 	 * The block is committed.  A SIGTERM processed before the release would
@@ -773,14 +831,41 @@ seal_next_block(HgAuditSlot *slot)
 	RESUME_INTERRUPTS();
 	queue_rows_since_vacuum += input.nqueued;
 
-	write_head_file(head.found ? head.block + 1 : 1,
-					(head.found ? head.last_seq : 0) + total, hash);
+	unflushed.pending = true;
+	unflushed.commit_end = XactLastCommitEnd;
+	unflushed.block = head.found ? head.block + 1 : 1;
+	unflushed.last_seq = (head.found ? head.last_seq : 0) + total;
+	memcpy(unflushed.hash, hash, HG_AUDIT_HASH_LEN);
 	hg_audit_note_sealed(slot);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return total;
+	return total == HG_BLOCK_MAX_RECORDS || input.batch.more;
 }
 
+
+/* Flush the WAL of the committed blocks, then name the newest in the file. */
+static void
+flush_sealed_blocks(void)
+{
+	last_flush_at = GetCurrentTimestamp();
+	if (!unflushed.pending)
+		return;
+	XLogFlush(unflushed.commit_end);
+	write_head_file(unflushed.block, unflushed.last_seq, unflushed.hash);
+	unflushed.pending = false;
+}
+
+/*
+ * Whether a seal interval has passed since the last flush.  The sealer waits
+ * at most that long between rounds, so a block is flushed at most about two
+ * intervals after its commit, however busy or idle the ring.
+ */
+static bool
+flush_due(void)
+{
+	return TimestampDifferenceExceeds(last_flush_at, GetCurrentTimestamp(),
+									  hg_audit_seal_interval);
+}
 
 #define HG_QUEUE_VACUUM_ROWS	20000
 #define HG_QUEUE_VACUUM_STATEMENT	"VACUUM (SKIP_LOCKED) hipaa_guard.audit_queue"
@@ -799,21 +884,21 @@ vacuum_queue_if_due(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* Seal full blocks until less than a block's worth was queued. */
+/* Seal blocks until less than a block's worth was queued. */
 static void
 seal_all(HgAuditSlot *slot, MemoryContext loop_context)
 {
-	int			sealed;
+	bool		more;
 
 	do
 	{
 		MemoryContext old_context = MemoryContextSwitchTo(loop_context);
 
-		sealed = seal_next_block(slot);
+		more = seal_next_block(slot);
 		MemoryContextSwitchTo(old_context);
 		MemoryContextReset(loop_context);
 		vacuum_queue_if_due();
-	} while (sealed == HG_BLOCK_MAX_RECORDS);
+	} while (more);
 }
 
 /*
@@ -835,6 +920,7 @@ drain_and_exit(HgAuditSlot *slot, MemoryContext loop_context)
 						 50, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+	flush_sealed_blocks();
 	if (hg_audit_ring_busy(slot))
 		ereport(WARNING,
 				(errmsg("hipaa_guard sealer: audit events still queued in memory at exit"),
@@ -912,6 +998,8 @@ hg_sealer_main(Datum main_arg)
 	hg_sealer_active = true;
 	SetConfigOption("application_name", HG_SEALER_TYPE, PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
+	/* See "Flushing" in the header. */
+	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "hipaa_guard sealer",
@@ -933,6 +1021,8 @@ hg_sealer_main(Datum main_arg)
 			proc_exit(0);
 
 		seal_all(slot, loop_context);
+		if (flush_due())
+			flush_sealed_blocks();
 		wait_for_next_round(slot, database_oid);
 	}
 }

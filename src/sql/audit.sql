@@ -180,7 +180,8 @@ COMMENT ON FUNCTION @extschema@.audit_digest() IS 'The latest sealed block of th
 
 CREATE FUNCTION @extschema@.audit_status()
     RETURNS TABLE (sealer_pid integer, queued_in_memory bigint, queued_in_table bigint,
-                   sealed_records bigint, sealed_blocks bigint, last_sealed_at timestamptz)
+                   sealed_records bigint, sealed_blocks bigint, last_sealed_at timestamptz,
+                   queue_full_waits bigint)
     AS 'MODULE_PATHNAME', 'hg_audit_status' LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
 COMMENT ON FUNCTION @extschema@.audit_status() IS 'The sealing worker of this database and the records waiting for it';
 

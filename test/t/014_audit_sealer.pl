@@ -22,6 +22,9 @@ my $node = start_node(
 	conf => q{
 max_worker_processes = 16
 hipaa_guard.audit_seal_interval = '100ms'
+# Leaves asynchronous commits unflushed long enough to see audit_digest()
+# flush them.
+wal_writer_delay = '10s'
 });
 
 $node->safe_psql('postgres', 'CREATE EXTENSION hipaa_guard');
@@ -126,6 +129,22 @@ is( $node->safe_psql('postgres',
 		q{SELECT count(*) = count(DISTINCT detail) FROM hipaa_guard.audit_trail}),
 	't', 'no record sealed twice');
 is(verify_chain(), 'ok', 'chain verifies after the immediate stop');
+
+# --- audit_digest() flushes the WAL before it returns.  The sealer commits
+# blocks without waiting for the flush, and a digest of a block that a crash
+# then undid would fail verification.  An asynchronous commit leaves WAL
+# unflushed here, which the call must flush.
+$node->safe_psql('postgres', 'CREATE TABLE unflushed (n int)');
+is( $node->safe_psql('postgres', q{
+SET synchronous_commit = off;
+INSERT INTO unflushed VALUES (1);
+SELECT pg_current_wal_insert_lsn() AS before \gset
+SELECT pg_current_wal_flush_lsn() < :'before';
+SELECT count(*) FROM hipaa_guard.audit_digest();
+SELECT pg_current_wal_flush_lsn() >= :'before';
+}),
+	"t\n1\nt",
+	'audit_digest() flushes WAL that was not flushed before');
 
 # --- The high-water file reveals an emptied trail.  First a DELETE of both
 # tables with the triggers off, rolled back; then a TRUNCATE, committed.

@@ -1,5 +1,6 @@
 # The audit under load, crash, rollback, dump and restore, and without the
-# preloaded library: 8 clients reading and writing for 30 seconds leave
+# preloaded library: a transaction that overfills the queue waits and loses
+# no record; 8 clients reading and writing for 30 seconds leave
 # exactly one record per operation; a crash under 4 writers loses no record
 # of a committed write; a rolled-back read stays recorded; a dumped and
 # restored trail still verifies; and without the library audited tables
@@ -19,7 +20,10 @@ use HipaaGuardTest qw(write_random_key start_node);
 my $tempdir = PostgreSQL::Test::Utils::tempdir;
 my $key_file = "$tempdir/master.key";
 write_random_key($key_file);
-my $node = start_node('audit', $key_file);
+# A queue of 64 kB, the smallest, which the load below fills, so that the
+# clients also wait for the sealer.  The default holds far more.
+my $node = start_node('audit', $key_file,
+	conf => "hipaa_guard.audit_queue_size = '64kB'\n");
 
 $node->safe_psql(
 	'postgres', q{
@@ -59,6 +63,24 @@ is( $node->safe_psql(
 		 WHERE kind = 'read' AND relation = 'public.items' AND status = 'aborted'}),
 	'1',
 	'a read whose transaction rolled back is recorded as aborted');
+
+# One transaction of 2,000 reads queues more at its commit than the 64 kB
+# queue holds: the session waits for the sealer to make room, and no record
+# is dropped.
+$node->safe_psql('postgres', q{
+SET application_name = 'burst reader';
+SET ROLE app;
+DO $$BEGIN FOR i IN 1..2000 LOOP PERFORM count(*) FROM items WHERE id = i; END LOOP; END$$;
+});
+wait_sealed();
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FROM hipaa_guard.audit_trail
+		 WHERE application = 'burst reader' AND kind = 'read' AND relation = 'public.items'}),
+	'2000',
+	'a transaction that overfills the queue has all its read records sealed');
+ok( $node->safe_psql('postgres', 'SELECT queue_full_waits > 0 FROM hipaa_guard.audit_status()')
+	  eq 't',
+	'its session found the queue full and waited');
 
 # 8 clients, each transaction one INSERT and one SELECT, for 30 seconds.
 my $script = "$tempdir/rw.sql";
