@@ -408,6 +408,31 @@ ALTER TABLE hipaa_guard.audit_purges ENABLE ALWAYS TRIGGER audit_purges_guard;
 COMMIT;
 SELECT ok, reason FROM hipaa_guard.verify_audit_chain();
 
+-- Under audit_durable_reads, a read's record is inserted in the reading
+-- transaction: it is in audit_queue before the commit and sealed with the
+-- transaction's outcome, aborted ones included.  Only superusers set it.
+SELECT count(*) >= 0 AS marked FROM aud_new();
+SET hipaa_guard.audit_durable_reads = on;
+BEGIN;
+SET LOCAL ROLE regress_aud_reader;
+SELECT name FROM aud_patients WHERE patient_id = 1001;
+RESET ROLE;
+SELECT kind, command, relation, rows FROM hipaa_guard.audit_queue WHERE kind = 'read';
+COMMIT;
+BEGIN;
+SET LOCAL ROLE regress_aud_reader;
+SELECT name FROM aud_patients WHERE patient_id = 1002;
+ROLLBACK;
+SELECT kind, command, relation, rows, status FROM aud_new();
+SET SESSION AUTHORIZATION regress_aud_reader;
+SET hipaa_guard.audit_durable_reads = off;
+RESET SESSION AUTHORIZATION;
+RESET hipaa_guard.audit_durable_reads;
+
+-- VACUUM never truncates the queue, which would make the sealer wait for an
+-- ACCESS EXCLUSIVE lock while writers keep queueing.
+SELECT reloptions FROM pg_class WHERE oid = 'hipaa_guard.audit_queue'::regclass;
+
 -- With the library preloaded, the read guard folds away: plans are unchanged.
 EXPLAIN (COSTS OFF) SELECT name FROM aud_patients WHERE patient_id = 1001;
 

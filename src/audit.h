@@ -63,6 +63,9 @@ extern void hg_audit_record_durable(const HgAuditEvent *ev);
 /* Record an event in the current transaction (row changes). */
 extern void hg_audit_record_in_xact(const HgAuditEvent *ev);
 
+/* hipaa_guard.audit_durable_reads, defined in auditcapture.c. */
+extern bool hg_audit_durable_reads;
+
 /*
  * The literal-free text and query id of the innermost statement being
  * executed, for events recorded outside the capture hooks.

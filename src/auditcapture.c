@@ -398,6 +398,24 @@ fill_event(StmtEntry *entry, HgAuditEvent *ev, const char *kind, const char *rel
 		ev->detail = "patients of decrypt() calls in parallel workers may be missing";
 }
 
+bool		hg_audit_durable_reads = false;
+
+/*
+ * Record a read.  Under hipaa_guard.audit_durable_reads the record is
+ * inserted in the reading transaction, as a change's record is, so that it
+ * survives a crash once the transaction commits.  A failed statement, which
+ * is recorded while its transaction aborts, and a statement run inside a
+ * parallel query, whose leader cannot write, use the shared memory queue.
+ */
+static void
+record_read_event(const HgAuditEvent *ev, bool failed)
+{
+	if (hg_audit_durable_reads && !failed && !IsInParallelMode() && !RecoveryInProgress())
+		hg_audit_record_in_xact(ev);
+	else
+		hg_audit_record_durable(ev);
+}
+
 /*
  * Record the reads of a finished or failed statement: one record per
  * audited table it read, with the statement's decrypt() count on the first,
@@ -420,7 +438,7 @@ record_reads(StmtEntry *entry, bool failed)
 			ev.decrypts = entry->decrypts;
 		if (failed)
 			ev.detail = ev.detail ? psprintf("statement failed; %s", ev.detail) : "statement failed";
-		hg_audit_record_durable(&ev);
+		record_read_event(&ev, failed);
 		first = false;
 	}
 	if (entry->read_rels == NIL && entry->decrypts > 0)
@@ -429,7 +447,7 @@ record_reads(StmtEntry *entry, bool failed)
 		ev.decrypts = entry->decrypts;
 		if (failed)
 			ev.detail = ev.detail ? psprintf("statement failed; %s", ev.detail) : "statement failed";
-		hg_audit_record_durable(&ev);
+		record_read_event(&ev, failed);
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -707,12 +725,18 @@ hg_executor_end(QueryDesc *qd)
 	 */
 	if (entry != NULL && entry->parallel)
 		collect_worker_decrypts(entry, false);
-	if (entry != NULL)
+	/* A parallel plan leaves parallel mode, where nothing can be inserted, below. */
+	if (entry != NULL && !(hg_audit_durable_reads && entry->parallel))
+	{
 		close_entry(entry, false);
+		entry = NULL;
+	}
 	if (prev_end)
 		prev_end(qd);
 	else
 		standard_ExecutorEnd(qd);
+	if (entry != NULL)
+		close_entry(entry, false);
 }
 
 /* ----------------------------------------------------------------

@@ -22,6 +22,7 @@
 #include "utils/queryjumble.h"
 
 #include "actor.h"
+#include "audit.h"
 #include "auditcapture.h"
 #include "auditqueue.h"
 #include "careteam.h"
@@ -249,6 +250,12 @@ define_audit_settings(void)
 							 "A standby cannot write the audit trail. \"refuse\" raises an error for reads of audited tables and for decrypt() calls.",
 							 &hg_standby_reads, HG_STANDBY_READS_REFUSE, standby_reads_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	/* Superuser-only, so that no session can turn it off for its own reads. */
+	DefineCustomBoolVariable("hipaa_guard.audit_durable_reads",
+							 "Inserts the records of reads in the reading transaction, so that they survive a crash once it commits.",
+							 "Each audited read then makes its transaction write and flush WAL at commit, as a change does. Off, records of reads wait in shared memory until the sealing worker has sealed and flushed them.",
+							 &hg_audit_durable_reads, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
 /*

@@ -380,6 +380,11 @@ open_trail_table(const char *name, int natts)
  * The sealer scans the whole queue every round, so dead rows must not wait
  * for autovacuum.  At thousands of changes a second the queue would grow by
  * tens of megabytes a minute, and every round would scan them again.
+ *
+ * The VACUUM does not truncate the table.  Truncating needs an ACCESS
+ * EXCLUSIVE lock, and while writers kept queueing records, VACUUM waited
+ * for it for up to 5 seconds (wait event VacuumTruncate), in which time
+ * nothing was sealed.
  */
 static int64 queue_rows_since_vacuum = 0;
 
@@ -868,7 +873,7 @@ flush_due(void)
 }
 
 #define HG_QUEUE_VACUUM_ROWS	20000
-#define HG_QUEUE_VACUUM_STATEMENT	"VACUUM (SKIP_LOCKED) hipaa_guard.audit_queue"
+#define HG_QUEUE_VACUUM_STATEMENT	"VACUUM (SKIP_LOCKED, TRUNCATE false) hipaa_guard.audit_queue"
 
 static void
 vacuum_queue_if_due(void)

@@ -15,7 +15,9 @@ CREATE TABLE @extschema@.audited_tables (
 -- Records waiting to be sealed.  Row changes insert theirs here in the
 -- changing transaction.  The sealing worker moves them, with the records of
 -- reads and other events from shared memory, into audit_log.  The table has
--- no index, because the row trigger inserts into the heap directly.
+-- no index, because the row trigger inserts into the heap directly.  VACUUM
+-- does not truncate it: truncating needs an ACCESS EXCLUSIVE lock, for which
+-- VACUUM waits up to 5 seconds while writers keep queueing records.
 CREATE TABLE @extschema@.audit_queue (
     logged_at timestamptz NOT NULL,
     kind text NOT NULL,
@@ -38,7 +40,7 @@ CREATE TABLE @extschema@.audit_queue (
     statement text,
     purpose text,
     detail text
-);
+) WITH (vacuum_truncate = false);
 
 -- The sealed trail.  Only the sealing worker inserts, nothing updates or
 -- deletes.  A row contains the consecutive records first_seq to last_seq of

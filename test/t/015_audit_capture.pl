@@ -2,6 +2,7 @@
 # preloaded library: a transaction that overfills the queue waits and loses
 # no record; 8 clients reading and writing for 30 seconds leave
 # exactly one record per operation; a crash under 4 writers loses no record
+# of a committed write, nor, with hipaa_guard.audit_durable_reads, of a read
 # of a committed write; a rolled-back read stays recorded; a dumped and
 # restored trail still verifies; and without the library audited tables
 # refuse reads and writes instead of going unrecorded.
@@ -140,6 +141,35 @@ is( $node->safe_psql(
 	$rows,
 	'and no write record lacks its row');
 is(verified(), 'true', 'the chain verifies after the crash');
+
+# Under hipaa_guard.audit_durable_reads, reads committed just before a crash
+# keep their records.  500 reads take well under a seal interval, so without
+# the setting most of their records would still be in shared memory.
+$node->safe_psql('postgres', q{
+CREATE TABLE durable_items (id int PRIMARY KEY);
+INSERT INTO durable_items VALUES (1);
+GRANT SELECT ON durable_items TO app;
+SELECT hipaa_guard.enable_audit('durable_items');
+ALTER ROLE app SET hipaa_guard.audit_durable_reads = on;
+});
+wait_sealed();
+my $reads = "$tempdir/reads.sql";
+PostgreSQL::Test::Utils::append_to_file($reads, q{SELECT id FROM durable_items WHERE id = 1;});
+IPC::Run::run(
+	[ 'pgbench', '-n', '-c', '2', '-j', '2', '-t', '250', '-U', 'app', '-f', $reads,
+	  '-h', $node->host, '-p', $node->port, 'postgres' ],
+	'>', \$out, '2>', \$err)
+  or die "pgbench failed: $err";
+$node->stop('immediate');
+$node->start;
+wait_sealed();
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FROM hipaa_guard.audit_trail
+		 WHERE relation = 'public.durable_items' AND kind = 'read' AND status = 'committed'}),
+	'500',
+	'durable reads keep their records through a crash');
+$node->safe_psql('postgres', 'ALTER ROLE app RESET hipaa_guard.audit_durable_reads');
+is(verified(), 'true', 'the chain verifies after the second crash');
 
 # The independent verifier checks an export against the digest, and finds
 # an edit that a superuser made with the guard switched off.
