@@ -57,24 +57,6 @@ prepare_array_io(void)
  *		Encoding
  * ---------------------------------------------------------------- */
 
-/*
- * Take len bytes at the end of buf and return where they start.  The sealer
- * appends a score of small fields per record, and appendBinaryStringInfo()
- * twice per field was a tenth of its time.
- */
-static inline char *
-reserve(StringInfo buf, int len)
-{
-	char	   *dest;
-
-	if (buf->maxlen - buf->len <= len)
-		enlargeStringInfo(buf, len);
-	dest = buf->data + buf->len;
-	buf->len += len;
-	buf->data[buf->len] = '\0';
-	return dest;
-}
-
 static inline void
 put_length(char *dest, uint32 len)
 {
@@ -86,7 +68,7 @@ put_length(char *dest, uint32 len)
 void
 hg_audit_append_field(StringInfo buf, const char *data, int len)
 {
-	char	   *dest = reserve(buf, 4 + len);
+	char	   *dest = hg_audit_reserve(buf, 4 + len);
 
 	put_length(dest, (uint32) len);
 	memcpy(dest + 4, data, len);
@@ -95,14 +77,14 @@ hg_audit_append_field(StringInfo buf, const char *data, int len)
 void
 hg_audit_append_null(StringInfo buf)
 {
-	put_length(reserve(buf, 4), NULL_FIELD_LEN);
+	put_length(hg_audit_reserve(buf, 4), NULL_FIELD_LEN);
 }
 
 /* Write the digits in place, then give back the room they did not take. */
 void
 hg_audit_append_int64(StringInfo buf, int64 value)
 {
-	char	   *dest = reserve(buf, 4 + MAXINT8LEN + 1);
+	char	   *dest = hg_audit_reserve(buf, 4 + MAXINT8LEN + 1);
 	int			len = pg_lltoa(value, dest + 4);
 
 	put_length(dest, (uint32) len);

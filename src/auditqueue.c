@@ -1132,37 +1132,19 @@ build_queue_values(const HgAuditEvent *ev, Datum *values, bool *nulls)
  *		Serializing an event without building a row
  * ---------------------------------------------------------------- */
 
-/*
- * Take len bytes at the end of buf and return where they start.  A read
- * record has a score of fields, and appendBinaryStringInfo() two or three
- * times per field cost the backend measurable time per statement.
- */
-static inline char *
-reserve(StringInfo buf, int len)
-{
-	char	   *dest;
-
-	if (buf->maxlen - buf->len <= len)
-		enlargeStringInfo(buf, len);
-	dest = buf->data + buf->len;
-	buf->len += len;
-	buf->data[buf->len] = '\0';
-	return dest;
-}
-
 static void
 put_null(StringInfo buf)
 {
 	int32		len = -1;
 
-	memcpy(reserve(buf, sizeof(len)), &len, sizeof(len));
+	memcpy(hg_audit_reserve(buf, sizeof(len)), &len, sizeof(len));
 }
 
 static void
 put_int64(StringInfo buf, int64 value)
 {
 	int32		len = sizeof(int64);
-	char	   *dest = reserve(buf, sizeof(len) + sizeof(value));
+	char	   *dest = hg_audit_reserve(buf, sizeof(len) + sizeof(value));
 
 	memcpy(dest, &len, sizeof(len));
 	memcpy(dest + sizeof(len), &value, sizeof(value));
@@ -1198,7 +1180,7 @@ put_cstring(StringInfo buf, const char *s)
 	n = strlen(s);
 	len = (int32) (VARHDRSZ + n);
 	SET_VARSIZE(&varlena, len);
-	dest = reserve(buf, sizeof(len) + len);
+	dest = hg_audit_reserve(buf, sizeof(len) + len);
 	memcpy(dest, &len, sizeof(len));
 	memcpy(dest + sizeof(len), varlena.bytes, VARHDRSZ);
 	memcpy(dest + sizeof(len) + VARHDRSZ, s, n);
