@@ -144,7 +144,7 @@ SELECT count(*) FROM hipaa_guard.audit_digest();
 SELECT pg_current_wal_flush_lsn() >= :'before';
 }),
 	"t\n1\nt",
-	'audit_digest() flushes WAL that was not flushed before');
+	'audit_digest() flushes pending WAL');
 
 # --- The high-water file reveals an emptied trail.  First a DELETE of both
 # tables with the triggers off, rolled back; then a TRUNCATE, committed.

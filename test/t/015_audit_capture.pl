@@ -78,10 +78,10 @@ is( $node->safe_psql(
 		'postgres', q{SELECT count(*) FROM hipaa_guard.audit_trail
 		 WHERE application = 'burst reader' AND kind = 'read' AND relation = 'public.items'}),
 	'2000',
-	'a transaction that overfills the queue has all its read records sealed');
+	'overfilled queue loses no record');
 ok( $node->safe_psql('postgres', 'SELECT queue_full_waits > 0 FROM hipaa_guard.audit_status()')
 	  eq 't',
-	'its session found the queue full and waited');
+	'the session waited for queue space');
 
 # 8 clients, each transaction one INSERT and one SELECT, for 30 seconds.
 my $script = "$tempdir/rw.sql";
@@ -167,9 +167,9 @@ is( $node->safe_psql(
 		'postgres', q{SELECT count(*) FROM hipaa_guard.audit_trail
 		 WHERE relation = 'public.durable_items' AND kind = 'read' AND status = 'committed'}),
 	'500',
-	'durable reads keep their records through a crash');
+	'durable reads survive a crash');
 $node->safe_psql('postgres', 'ALTER ROLE app RESET hipaa_guard.audit_durable_reads');
-is(verified(), 'true', 'the chain verifies after the second crash');
+is(verified(), 'true', 'chain verifies after second crash');
 
 # The independent verifier checks an export against the digest, and finds
 # an edit that a superuser made with the guard switched off.
