@@ -725,7 +725,11 @@ hg_executor_end(QueryDesc *qd)
 	 */
 	if (entry != NULL && entry->parallel)
 		collect_worker_decrypts(entry, false);
-	/* A parallel plan leaves parallel mode, where nothing can be inserted, below. */
+
+	/*
+	 * Under audit_durable_reads, a parallel plan's reads are recorded after
+	 * the executor has left parallel mode, in which nothing can be inserted.
+	 */
 	if (entry != NULL && !(hg_audit_durable_reads && entry->parallel))
 	{
 		close_entry(entry, false);

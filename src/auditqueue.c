@@ -542,7 +542,7 @@ ring_copy_in(HgAuditSlot *slot, uint64 pos, const char *src, Size len)
 		memcpy(slot_ring(slot), src + first, len - first);
 }
 
-/* Make the batch buffer hold at least len bytes. */
+/* Grow the batch buffer to at least len bytes. */
 static void
 reserve_batch_buffer(Size len)
 {
